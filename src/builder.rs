@@ -1,0 +1,372 @@
+//! `FileSink::builder(dir, stem)` → settings → `build()`: validation, startup recovery,
+//! and the threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Level;
+
+use crate::clock::Clock;
+use crate::compress::Compression;
+use crate::error::Error;
+use crate::format::timestamp::Timestamper;
+use crate::format::{Format, Formatter, TimeFormat, TimeZone};
+use crate::fs::{Fs, RealFs};
+use crate::guard::FileSinkGuard;
+use crate::layer::FileSinkLayer;
+use crate::make_writer::FileSinkWriter;
+use crate::queue::Overflow;
+use crate::retain::Retention;
+use crate::rotate::Rotation;
+use crate::writer::Fsync;
+
+/// The entry point: `FileSink::builder(dir, stem)`.
+#[derive(Debug)]
+pub struct FileSink(());
+
+impl FileSink {
+    /// Starts configuring a sink writing `dir/<stem>.log`. See [`Builder`] for the settings
+    /// and their defaults.
+    pub fn builder(dir: impl AsRef<Path>, stem: impl Into<String>) -> Builder {
+        Builder {
+            dir: dir.as_ref().to_path_buf(),
+            stem: stem.into(),
+            format: Format::Json,
+            overflow: Overflow::Block,
+            queue_capacity: 64 * 1024,
+            queue_bytes: 64 << 20,
+            time_zone: TimeZone::Utc,
+            time_format: TimeFormat::rfc3339_micros(),
+            file_mode: 0o600,
+            dir_mode: 0o700,
+            shutdown_timeout: Duration::from_secs(5),
+            rotation: Rotation::never(),
+            rotate_on_startup: false,
+            compression: Compression::none(),
+            compress_after: 0,
+            retention: Retention::keep_all(),
+            fsync: Fsync::Never,
+            flush_on_panic: false,
+            clock: Clock::System,
+            fs: Arc::new(RealFs),
+        }
+    }
+}
+
+/// Settings of a sink. Every setter consumes and returns the builder; nothing is checked
+/// until [`build`](Builder::build).
+///
+/// | setting | default |
+/// |---|---|
+/// | [`format`](Builder::format) | [`Format::Json`] |
+/// | [`overflow`](Builder::overflow) | [`Overflow::Block`] (lossless) |
+/// | [`queue_capacity`](Builder::queue_capacity) | 65,536 events |
+/// | [`queue_bytes`](Builder::queue_bytes) | 64 MiB |
+/// | [`time_zone`](Builder::time_zone) | [`TimeZone::Utc`] |
+/// | [`time_format`](Builder::time_format) | RFC 3339, microseconds |
+/// | [`file_mode`](Builder::file_mode) | `0o600` |
+/// | [`dir_mode`](Builder::dir_mode) | `0o700` (only when the sink creates the directory) |
+/// | [`shutdown_timeout`](Builder::shutdown_timeout) | 5 s |
+/// | [`rotation`](Builder::rotation) | [`Rotation::never()`] |
+/// | [`rotate_on_startup`](Builder::rotate_on_startup) | `false` |
+/// | [`compression`](Builder::compression) | [`Compression::none()`] |
+/// | [`compress_after`](Builder::compress_after) | 0 (compress every finished segment) |
+/// | [`retention`](Builder::retention) | [`Retention::keep_all()`] |
+/// | [`fsync`](Builder::fsync) | [`Fsync::Never`] (finalization always fsyncs) |
+/// | [`flush_on_panic`](Builder::flush_on_panic) | `false` |
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct Builder {
+    dir: PathBuf,
+    stem: String,
+    format: Format,
+    overflow: Overflow,
+    queue_capacity: usize,
+    queue_bytes: usize,
+    time_zone: TimeZone,
+    time_format: TimeFormat,
+    file_mode: u32,
+    dir_mode: u32,
+    shutdown_timeout: Duration,
+    rotation: Rotation,
+    rotate_on_startup: bool,
+    compression: Compression,
+    compress_after: usize,
+    retention: Retention,
+    fsync: Fsync,
+    flush_on_panic: bool,
+    clock: Clock,
+    fs: Arc<dyn Fs>,
+}
+
+/// The frozen, validated settings shared by the threads of one sink.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) dir: PathBuf,
+    pub(crate) stem: String,
+    pub(crate) active_path: PathBuf,
+    pub(crate) file_mode: u32,
+    pub(crate) dir_mode: u32,
+    pub(crate) overflow: Overflow,
+    pub(crate) queue_capacity: usize,
+    pub(crate) queue_bytes: usize,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) rotation: Rotation,
+    pub(crate) rotate_on_startup: bool,
+    pub(crate) compression: Compression,
+    pub(crate) compress_after: usize,
+    pub(crate) retention: Retention,
+    pub(crate) fsync: Fsync,
+    pub(crate) flush_on_panic: bool,
+    pub(crate) time_zone: TimeZone,
+    pub(crate) formatter: Formatter,
+    pub(crate) fs: Arc<dyn Fs>,
+}
+
+impl Config {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Records at or above this level ask for an fsync of their batch.
+    pub(crate) fn urgent_level(&self) -> Option<Level> {
+        match self.fsync {
+            Fsync::OnLevel(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+impl Builder {
+    /// The record format. Default: [`Format::Json`].
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// What a caller does when the queue is full. Default: [`Overflow::Block`].
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Most events waiting in the queue. Default: 65,536.
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.queue_capacity = events;
+        self
+    }
+
+    /// Most bytes of formatted events waiting in the queue (a single larger event is still
+    /// accepted into an empty queue). Default: 64 MiB. The writer holds at most as much again
+    /// while it cannot write.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// Time zone of timestamps, segment names and time-rotation boundaries. Default: UTC.
+    pub fn time_zone(mut self, tz: TimeZone) -> Self {
+        self.time_zone = tz;
+        self
+    }
+
+    /// Timestamp format in records. Default: RFC 3339 with microseconds.
+    pub fn time_format(mut self, format: TimeFormat) -> Self {
+        self.time_format = format;
+        self
+    }
+
+    /// Permission bits of every file the sink creates, applied exactly whatever the umask.
+    /// Default: `0o600`.
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = mode;
+        self
+    }
+
+    /// Permission bits of the log directory when the sink creates it. Default: `0o700`.
+    pub fn dir_mode(mut self, mode: u32) -> Self {
+        self.dir_mode = mode;
+        self
+    }
+
+    /// How long dropping the guard waits for the queue to drain. Default: 5 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// When the active file becomes a finished segment. Default: never.
+    pub fn rotation(mut self, rotation: Rotation) -> Self {
+        self.rotation = rotation;
+        self
+    }
+
+    /// Finish a non-empty active file left by a previous run before writing. Default: `false`
+    /// (append to it).
+    pub fn rotate_on_startup(mut self, yes: bool) -> Self {
+        self.rotate_on_startup = yes;
+        self
+    }
+
+    /// Compression of finished segments, on a background thread. Default: none.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Keep the newest `n` finished segments uncompressed, for log shippers still reading
+    /// them (logrotate's `delaycompress` is `1`). Default: 0.
+    pub fn compress_after(mut self, n: usize) -> Self {
+        self.compress_after = n;
+        self
+    }
+
+    /// Which finished segments to delete. Default: keep all.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// When to fsync the active file. Default: [`Fsync::Never`]; rotation always fsyncs.
+    pub fn fsync(mut self, fsync: Fsync) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Install a panic hook (chained to the previous one) that flushes what was logged before
+    /// the panic, waiting at most the shutdown timeout. Default: `false`.
+    pub fn flush_on_panic(mut self, yes: bool) -> Self {
+        self.flush_on_panic = yes;
+        self
+    }
+
+    /// Reads the wall clock from `clock` instead of the system: the seam for testing time
+    /// rotation without sleeping.
+    #[cfg(feature = "test-util")]
+    pub fn clock(mut self, clock: crate::clock::ManualClock) -> Self {
+        self.clock = Clock::Manual(clock);
+        self
+    }
+
+    /// Routes every file operation through `fs` (fault injection in this crate's tests).
+    #[cfg(test)]
+    pub(crate) fn with_fs(mut self, fs: Arc<dyn Fs>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    fn validate(self) -> Result<Config, Error> {
+        let stem = self.stem;
+        if stem.is_empty() {
+            return Err(Error::config("stem", "the file stem is empty"));
+        }
+        if stem.contains('/') || stem.contains('\\') || stem.contains('\0') {
+            return Err(Error::config(
+                "stem",
+                format!("the file stem {stem:?} contains a path separator or NUL"),
+            ));
+        }
+        if stem == "." || stem == ".." || stem.starts_with('.') {
+            return Err(Error::config(
+                "stem",
+                format!("the file stem {stem:?} must not start with a dot"),
+            ));
+        }
+        if self.dir.as_os_str().is_empty() {
+            return Err(Error::config("directory", "the directory path is empty"));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::config("queue_capacity", "must be at least 1 event"));
+        }
+        if self.queue_bytes == 0 {
+            return Err(Error::config("queue_bytes", "must be at least 1 byte"));
+        }
+        if self.file_mode & !0o777 != 0 || self.file_mode & 0o600 != 0o600 {
+            return Err(Error::config(
+                "file_mode",
+                format!(
+                    "{:#o} must be permission bits that let the owner read and write",
+                    self.file_mode
+                ),
+            ));
+        }
+        if self.dir_mode & !0o777 != 0 || self.dir_mode & 0o700 != 0o700 {
+            return Err(Error::config(
+                "dir_mode",
+                format!(
+                    "{:#o} must let the owner read, write and search",
+                    self.dir_mode
+                ),
+            ));
+        }
+        self.time_zone
+            .validate()
+            .map_err(|m| Error::config("time_zone", m))?;
+        self.time_format
+            .validate()
+            .map_err(|m| Error::config("time_format", m))?;
+        self.rotation
+            .validate()
+            .map_err(|m| Error::config("rotation", m))?;
+        self.compression
+            .validate()
+            .map_err(|m| Error::config("compression", m))?;
+        self.retention
+            .validate()
+            .map_err(|m| Error::config("retention", m))?;
+        self.fsync
+            .validate()
+            .map_err(|m| Error::config("fsync", m))?;
+        let active_path = self.dir.join(crate::segment::name::active(&stem));
+        Ok(Config {
+            formatter: Formatter {
+                format: self.format,
+                timestamper: Timestamper::new(self.time_zone, &self.time_format),
+                clock: self.clock,
+            },
+            dir: self.dir,
+            active_path,
+            stem,
+            file_mode: self.file_mode,
+            dir_mode: self.dir_mode,
+            overflow: self.overflow,
+            queue_capacity: self.queue_capacity,
+            queue_bytes: self.queue_bytes,
+            shutdown_timeout: self.shutdown_timeout,
+            rotation: self.rotation,
+            rotate_on_startup: self.rotate_on_startup,
+            compression: self.compression,
+            compress_after: self.compress_after,
+            retention: self.retention,
+            fsync: self.fsync,
+            flush_on_panic: self.flush_on_panic,
+            time_zone: self.time_zone,
+            fs: self.fs,
+        })
+    }
+
+    /// Validates the settings, takes the directory's lock for this stem, recovers what a
+    /// previous run left, opens the active file and starts the writer thread (and the
+    /// maintenance thread when compression or retention is on).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the setting,
+    /// [`ErrorKind::Locked`](crate::ErrorKind::Locked) when another sink writes this file,
+    /// [`ErrorKind::Symlink`](crate::ErrorKind::Symlink) when a path is a symbolic link,
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) naming the operation and path.
+    pub fn build(self) -> Result<(FileSinkLayer, FileSinkGuard), Error> {
+        let config = Arc::new(self.validate()?);
+        let (queue, guard) = crate::guard::start(config.clone())?;
+        Ok((FileSinkLayer::new(config, queue), guard))
+    }
+
+    /// Like [`build`](Builder::build), but returns a [`MakeWriter`](tracing_subscriber::fmt::MakeWriter)
+    /// for users who keep `tracing_subscriber::fmt::layer()` and its formatting. Each event the
+    /// fmt layer writes becomes one record; control characters inside it are escaped.
+    pub fn build_writer(self) -> Result<(FileSinkWriter, FileSinkGuard), Error> {
+        let config = Arc::new(self.validate()?);
+        let (queue, guard) = crate::guard::start(config)?;
+        Ok((FileSinkWriter::new(queue), guard))
+    }
+}

@@ -1,0 +1,262 @@
+//! The crate's one public error type.
+//!
+//! Shaped like walkdir's and csv's errors: an opaque [`Error`] with accessors, a
+//! `#[non_exhaustive]` [`ErrorKind`], and I/O errors that carry the operation and
+//! the path they concern.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What went wrong, broadly. Match on it with a wildcard arm: new kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A builder setting is invalid; [`Error::setting`] names it.
+    InvalidConfig,
+    /// Another sink (in this process or another one) already writes this active file.
+    Locked,
+    /// A path the sink would open is a symbolic link; the sink never follows one.
+    Symlink,
+    /// An I/O operation failed; [`Error::io_error`] and [`Error::path`] say which and where.
+    Io,
+    /// The sink was shut down, or its writer thread is gone.
+    ShutDown,
+    /// An operation did not complete within its timeout.
+    TimedOut,
+}
+
+/// An error from building, flushing, syncing, rotating or shutting down a sink.
+///
+/// Cheap to clone: the writer thread keeps its last error and hands a clone to every
+/// `flush()`, `sync()` and `shutdown()` that must report it.
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    setting: Option<&'static str>,
+    path: Option<PathBuf>,
+    io: Option<io::Error>,
+}
+
+impl Error {
+    fn new(
+        kind: ErrorKind,
+        message: String,
+        setting: Option<&'static str>,
+        path: Option<PathBuf>,
+        io: Option<io::Error>,
+    ) -> Error {
+        Error {
+            inner: Arc::new(Inner {
+                kind,
+                message,
+                setting,
+                path,
+                io,
+            }),
+        }
+    }
+
+    pub(crate) fn config(setting: &'static str, message: impl Into<String>) -> Error {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            message.into(),
+            Some(setting),
+            None,
+            None,
+        )
+    }
+
+    pub(crate) fn config_path(
+        setting: &'static str,
+        path: &Path,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            message.into(),
+            Some(setting),
+            Some(path.to_path_buf()),
+            None,
+        )
+    }
+
+    /// An I/O error during `op` ("open", "write", "fsync", "rename", ...) on `path`.
+    pub(crate) fn io(op: &str, path: &Path, err: io::Error) -> Error {
+        let kind = if is_symlink_refusal(&err) {
+            ErrorKind::Symlink
+        } else {
+            ErrorKind::Io
+        };
+        let message = if kind == ErrorKind::Symlink {
+            format!("{op}: refusing to follow a symbolic link")
+        } else {
+            op.to_string()
+        };
+        Error::new(kind, message, None, Some(path.to_path_buf()), Some(err))
+    }
+
+    pub(crate) fn symlink(path: &Path) -> Error {
+        Error::new(
+            ErrorKind::Symlink,
+            "refusing to follow a symbolic link".into(),
+            None,
+            Some(path.to_path_buf()),
+            None,
+        )
+    }
+
+    pub(crate) fn locked(path: &Path) -> Error {
+        Error::new(
+            ErrorKind::Locked,
+            "another sink already writes this active file (lock file is held)".into(),
+            None,
+            Some(path.to_path_buf()),
+            None,
+        )
+    }
+
+    pub(crate) fn shut_down() -> Error {
+        Error::new(
+            ErrorKind::ShutDown,
+            "the sink is shut down (its writer thread has exited)".into(),
+            None,
+            None,
+            None,
+        )
+    }
+
+    pub(crate) fn timed_out(what: &str) -> Error {
+        Error::new(
+            ErrorKind::TimedOut,
+            format!("{what} timed out"),
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// The broad kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The builder setting this error is about, for [`ErrorKind::InvalidConfig`].
+    pub fn setting(&self) -> Option<&'static str> {
+        self.inner.setting
+    }
+
+    /// The file or directory this error concerns, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The underlying I/O error, if this error came from the operating system.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        self.inner.io.as_ref()
+    }
+}
+
+fn is_symlink_refusal(err: &io::Error) -> bool {
+    // open(2) with O_NOFOLLOW on a symlink fails with ELOOP.
+    err.raw_os_error() == Some(libc::ELOOP)
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind);
+        d.field("message", &self.inner.message);
+        if let Some(s) = self.inner.setting {
+            d.field("setting", &s);
+        }
+        if let Some(p) = &self.inner.path {
+            d.field("path", p);
+        }
+        if let Some(e) = &self.inner.io {
+            d.field("io", e);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(setting) = self.inner.setting {
+            write!(f, "invalid setting `{setting}`: ")?;
+        }
+        f.write_str(&self.inner.message)?;
+        if let Some(path) = &self.inner.path {
+            write!(f, " ({})", path.display())?;
+        }
+        if let Some(io) = &self.inner.io {
+            write!(f, ": {io}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .io
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        let kind = match err.kind() {
+            ErrorKind::InvalidConfig => io::ErrorKind::InvalidInput,
+            ErrorKind::Locked => io::ErrorKind::WouldBlock,
+            ErrorKind::Symlink => io::ErrorKind::InvalidInput,
+            ErrorKind::TimedOut => io::ErrorKind::TimedOut,
+            ErrorKind::ShutDown => io::ErrorKind::BrokenPipe,
+            ErrorKind::Io => err
+                .io_error()
+                .map(|e| e.kind())
+                .unwrap_or(io::ErrorKind::Other),
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_setting_and_path() {
+        let e = Error::config_path("directory", Path::new("/x/y"), "cannot create directory");
+        let s = e.to_string();
+        assert!(s.contains("`directory`"), "{s}");
+        assert!(s.contains("/x/y"), "{s}");
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        assert_eq!(e.setting(), Some("directory"));
+    }
+
+    #[test]
+    fn eloop_is_symlink_kind() {
+        let e = Error::io(
+            "open",
+            Path::new("a"),
+            io::Error::from_raw_os_error(libc::ELOOP),
+        );
+        assert_eq!(e.kind(), ErrorKind::Symlink);
+        let io: io::Error = e.into();
+        assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn error_is_send_sync() {
+        fn assert<T: Send + Sync + 'static>() {}
+        assert::<Error>();
+    }
+}

@@ -1,0 +1,228 @@
+//! JSON Lines, key for key what `tracing_subscriber::fmt::layer().json()` writes:
+//! `{"timestamp":..,"level":..,"fields":{..},"target":..,"span":{..},"spans":[..]}`.
+//!
+//! Event fields keep their recording order and their types (strings, integers, floats,
+//! booleans; everything else as its `Debug` text), as `tracing-serde` writes them. Span fields
+//! are sorted by name with the last value winning, as tracing-subscriber's `JsonFields` keeps them.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use super::escape::{json_escape_into, JsonEscaper};
+use super::{level_str, Formatter, SpanFields};
+
+pub(crate) fn format_event<S>(
+    f: &Formatter,
+    out: &mut Vec<u8>,
+    now: SystemTime,
+    event: &Event<'_>,
+    ctx: &Context<'_, S>,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let meta = event.metadata();
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    f.timestamper.write(out, now, json_escape_into);
+    out.extend_from_slice(b"\",\"level\":\"");
+    out.extend_from_slice(level_str(meta.level()).as_bytes());
+    out.extend_from_slice(b"\",\"fields\":{");
+    event.record(&mut EventVisitor { out, first: true });
+    out.extend_from_slice(b"},\"target\":\"");
+    json_escape_into(out, meta.target());
+    out.push(b'"');
+    if let Some(leaf) = ctx.event_span(event) {
+        out.extend_from_slice(b",\"span\":");
+        write_span(out, &leaf);
+        out.extend_from_slice(b",\"spans\":[");
+        let mut first = true;
+        for span in leaf.scope().from_root() {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_span(out, &span);
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+}
+
+fn write_span<'a, R: tracing_subscriber::registry::LookupSpan<'a>>(
+    out: &mut Vec<u8>,
+    span: &tracing_subscriber::registry::SpanRef<'a, R>,
+) {
+    out.push(b'{');
+    if let Some(fields) = span.extensions().get::<SpanFields>() {
+        out.extend_from_slice(fields.rendered.as_bytes());
+    }
+    out.extend_from_slice(b"\"name\":\"");
+    json_escape_into(out, span.metadata().name());
+    out.extend_from_slice(b"\"}");
+}
+
+pub(crate) fn internal_record(
+    f: &Formatter,
+    out: &mut Vec<u8>,
+    now: SystemTime,
+    level: Level,
+    message: &str,
+    fields: &[(&str, u64)],
+) {
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    f.timestamper.write(out, now, json_escape_into);
+    out.extend_from_slice(b"\",\"level\":\"");
+    out.extend_from_slice(level_str(&level).as_bytes());
+    out.extend_from_slice(b"\",\"fields\":{\"message\":\"");
+    json_escape_into(out, message);
+    out.push(b'"');
+    for (k, v) in fields {
+        out.extend_from_slice(b",\"");
+        json_escape_into(out, k);
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
+    }
+    out.extend_from_slice(b"},\"target\":\"tracing_filesink\"}");
+}
+
+struct EventVisitor<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl EventVisitor<'_> {
+    #[inline]
+    fn key(&mut self, field: &Field) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        json_escape_into(self.out, field.name());
+        self.out.extend_from_slice(b"\":");
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        push_f64(self.out, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        self.out.push(b'"');
+        json_escape_into(self.out, value);
+        self.out.push(b'"');
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.key(field);
+        self.out.push(b'"');
+        // A `Debug` impl that fails leaves what it wrote; the string is still closed, so the
+        // record stays valid JSON.
+        let _ = write!(JsonEscaper(self.out), "{value:?}");
+        self.out.push(b'"');
+    }
+}
+
+fn push_f64(out: &mut Vec<u8>, value: f64) {
+    if value.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+    } else {
+        // serde_json writes non-finite floats as null.
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Span fields, kept the way tracing-subscriber's `JsonVisitor` keeps them.
+pub(crate) struct SpanVisitor<'a>(pub(crate) &'a mut Vec<(&'static str, String)>);
+
+impl SpanVisitor<'_> {
+    fn insert(&mut self, name: &'static str, value: String) {
+        match self.0.binary_search_by(|(k, _)| (*k).cmp(name)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    fn string(value: &str) -> String {
+        let mut v = Vec::with_capacity(value.len() + 2);
+        v.push(b'"');
+        json_escape_into(&mut v, value);
+        v.push(b'"');
+        String::from_utf8(v).unwrap_or_default()
+    }
+}
+
+impl Visit for SpanVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let mut v = Vec::new();
+        push_f64(&mut v, value);
+        self.insert(field.name(), String::from_utf8(v).unwrap_or_default());
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.insert(field.name(), itoa::Buffer::new().format(value).to_owned());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.insert(field.name(), itoa::Buffer::new().format(value).to_owned());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.insert(field.name(), value.to_string());
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.insert(field.name(), Self::string(value));
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        let mut s = String::with_capacity(value.len() * 4 + 2);
+        s.push('[');
+        for (i, b) in value.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(itoa::Buffer::new().format(*b));
+        }
+        s.push(']');
+        self.insert(field.name(), s);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let mut v = Vec::with_capacity(32);
+        v.push(b'"');
+        let _ = write!(JsonEscaper(&mut v), "{value:?}");
+        v.push(b'"');
+        self.insert(name, String::from_utf8(v).unwrap_or_default());
+    }
+}

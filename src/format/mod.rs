@@ -1,0 +1,124 @@
+//! Formatting an event into one line, on the calling thread.
+//!
+//! Records are built into a reused per-thread buffer; span fields are rendered once, when
+//! the span is created or recorded, and copied into every event inside the span.
+
+pub(crate) mod escape;
+pub(crate) mod json;
+pub(crate) mod text;
+pub(crate) mod timestamp;
+
+use std::time::SystemTime;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+pub use timestamp::{TimeFormat, TimeZone};
+
+/// The record format of the log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// JSON Lines with the schema of `tracing_subscriber::fmt::layer().json()` (the default):
+    /// keys `timestamp`, `level`, `fields`, `target`, `span`, `spans`.
+    #[default]
+    Json,
+    /// tracing-subscriber's default ("full") text layout, without colours and with control
+    /// characters escaped.
+    Text,
+}
+
+/// Frozen formatting settings shared by the layer and the writer thread.
+#[derive(Debug, Clone)]
+pub(crate) struct Formatter {
+    pub(crate) format: Format,
+    pub(crate) timestamper: timestamp::Timestamper,
+    pub(crate) clock: crate::clock::Clock,
+}
+
+/// Rendered fields of one span, stored in the span's extensions.
+#[derive(Debug, Default)]
+pub(crate) struct SpanFields {
+    /// JSON: (name, rendered value) sorted by name, last write wins, as tracing-subscriber's
+    /// `JsonFields` keeps them.
+    entries: Vec<(&'static str, String)>,
+    /// JSON: `"k":v,` for every entry. Text: `k=v k2=v2`.
+    rendered: String,
+}
+
+impl Formatter {
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn new_span_fields(&self, attrs: &tracing::span::Attributes<'_>) -> SpanFields {
+        let mut f = SpanFields::default();
+        self.record_span(&mut f, &tracing::span::Record::new(attrs.values()));
+        f
+    }
+
+    pub(crate) fn record_span(&self, f: &mut SpanFields, values: &tracing::span::Record<'_>) {
+        match self.format {
+            Format::Json => {
+                values.record(&mut json::SpanVisitor(&mut f.entries));
+                f.rendered.clear();
+                for (k, v) in &f.entries {
+                    let mut buf = Vec::with_capacity(k.len() + v.len() + 4);
+                    buf.push(b'"');
+                    escape::json_escape_into(&mut buf, k);
+                    buf.extend_from_slice(b"\":");
+                    buf.extend_from_slice(v.as_bytes());
+                    buf.push(b',');
+                    // Escaped output of valid UTF-8 is valid UTF-8.
+                    f.rendered.push_str(&String::from_utf8_lossy(&buf));
+                }
+            }
+            Format::Text => {
+                let mut buf = std::mem::take(&mut f.rendered).into_bytes();
+                let empty = buf.is_empty();
+                values.record(&mut text::FieldVisitor::new(&mut buf, empty));
+                f.rendered = String::from_utf8_lossy(&buf).into_owned();
+            }
+        }
+    }
+
+    /// Appends one complete record, newline included, for `event` to `out`.
+    pub(crate) fn format_event<S>(&self, out: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let now = self.now();
+        match self.format {
+            Format::Json => json::format_event(self, out, now, event, ctx),
+            Format::Text => text::format_event(self, out, now, event, ctx),
+        }
+        out.push(b'\n');
+    }
+
+    /// A record written by the sink itself (drops, recovery), in the configured format.
+    pub(crate) fn internal_record(
+        &self,
+        out: &mut Vec<u8>,
+        level: Level,
+        message: &str,
+        fields: &[(&str, u64)],
+    ) {
+        let now = self.now();
+        match self.format {
+            Format::Json => json::internal_record(self, out, now, level, message, fields),
+            Format::Text => text::internal_record(self, out, now, level, message, fields),
+        }
+        out.push(b'\n');
+    }
+}
+
+pub(crate) fn level_str(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARN",
+        _ => "ERROR",
+    }
+}

@@ -1,0 +1,276 @@
+//! Starting a sink, and the guard that flushes, syncs, rotates and shuts it down.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::builder::Config;
+use crate::error::Error;
+use crate::maintain::Maintenance;
+use crate::queue::{Ack, Control, Queue};
+use crate::stats::{Stats, EXITED};
+use crate::writer::Writer;
+
+/// Owns a sink's threads. Keep it alive as long as you log: dropping it drains the queue
+/// (waiting at most the shutdown timeout), fsyncs and closes the file.
+///
+/// `Send + Sync`: share it (for example in an `Arc`) to flush from anywhere.
+#[must_use = "dropping the guard shuts the sink down at once"]
+pub struct FileSinkGuard {
+    queue: Arc<Queue>,
+    cfg: Arc<Config>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    maintenance: Mutex<Option<Maintenance>>,
+    /// Held for the sink's lifetime: the advisory lock on `<stem>.log.lock`.
+    _lock: File,
+}
+
+impl std::fmt::Debug for FileSinkGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSinkGuard")
+            .field("active_path", &self.cfg.active_path)
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+/// Validated config → lock → recovery → active file → threads.
+pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Error> {
+    let dir = &cfg.dir;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(m) if m.file_type().is_symlink() && dir.is_dir() => {} // a symlinked log dir is the admin's choice
+        Ok(_) => {
+            return Err(Error::config_path(
+                "directory",
+                dir,
+                "the log directory path exists and is not a directory",
+            ))
+        }
+        Err(_) => cfg.fs.create_dir_all(dir, cfg.dir_mode).map_err(|e| {
+            Error::config_path(
+                "directory",
+                dir,
+                format!("cannot create the log directory: {e}"),
+            )
+        })?,
+    }
+    let lock = take_lock(&cfg)?;
+    let recovered = crate::recover::recover(&cfg)?;
+    let now = cfg.formatter.now();
+    let (mut active, trimmed) = crate::segment::open_active(&cfg, now)?;
+    let mut notes = recovered.notes;
+    let (queue, rx) = Queue::new(cfg.queue_capacity, cfg.queue_bytes, cfg.overflow);
+    let queue = Arc::new(queue);
+    let mut actions = recovered.actions;
+    if trimmed > 0 {
+        actions += 1;
+        notes.push((
+            "recovery: trimmed a torn last line of the active file".into(),
+            vec![("trimmed_bytes", trimmed)],
+        ));
+    }
+    queue
+        .counters
+        .recovery_actions
+        .store(actions, std::sync::atomic::Ordering::Relaxed);
+    let mut next_seq = recovered.next_seq;
+    if cfg.rotate_on_startup && active.size > 0 {
+        drop(active);
+        crate::segment::rename_to_segment(&cfg, now, &mut next_seq)?;
+        active = crate::segment::create_active(&cfg, now)?;
+    }
+    let maintenance = Maintenance::start(cfg.clone(), queue.clone())?;
+    let notify = maintenance.as_ref().map(|m| m.notifier());
+    let writer = Writer::new(
+        cfg.clone(),
+        queue.clone(),
+        rx,
+        active,
+        next_seq,
+        notify,
+        notes,
+    );
+    let handle = std::thread::Builder::new()
+        .name(format!("filesink-{}", cfg.stem))
+        .spawn(move || writer.run())
+        .map_err(|e| Error::io("spawn writer thread", &cfg.active_path, e))?;
+    let guard = FileSinkGuard {
+        queue: queue.clone(),
+        cfg: cfg.clone(),
+        writer: Mutex::new(Some(handle)),
+        maintenance: Mutex::new(maintenance),
+        _lock: lock,
+    };
+    if cfg.flush_on_panic {
+        install_panic_hook(Arc::downgrade(&queue), cfg.shutdown_timeout);
+    }
+    Ok((queue, guard))
+}
+
+fn take_lock(cfg: &Config) -> Result<File, Error> {
+    let path = cfg.path(&crate::segment::name::lock(&cfg.stem));
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::symlink(&path));
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(cfg.file_mode)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| Error::io("open lock file", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::locked(&path)),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+    }
+}
+
+fn install_panic_hook(queue: Weak<Queue>, timeout: Duration) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(q) = queue.upgrade() {
+            let _ = control(&q, timeout, |ack| Control::Flush { sync: true, ack });
+        }
+        previous(info);
+    }));
+}
+
+/// Sends a control message and waits for its answer, never longer than `timeout`.
+fn control(
+    queue: &Queue,
+    timeout: Duration,
+    make: impl FnOnce(Ack) -> Control,
+) -> Result<(), Error> {
+    if queue
+        .counters
+        .writer_state
+        .load(std::sync::atomic::Ordering::Acquire)
+        == EXITED
+    {
+        return Err(Error::shut_down());
+    }
+    let deadline = Instant::now() + timeout;
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    queue.send_control(make(tx), deadline)?;
+    match rx.recv_deadline(deadline) {
+        Ok(res) => res,
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            Err(Error::timed_out("waiting for the writer"))
+        }
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(Error::shut_down()),
+    }
+}
+
+impl FileSinkGuard {
+    fn control(&self, make: impl FnOnce(Ack) -> Control) -> Result<(), Error> {
+        control(&self.queue, self.cfg.shutdown_timeout, make)
+    }
+
+    /// Returns once every event enqueued before the call has been handed to the operating
+    /// system (it survives a crash of the process, not of the machine).
+    ///
+    /// # Errors
+    /// The writer's last I/O error since the previous `flush`/`sync`, if any; an error at once
+    /// after shutdown; [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut) after the shutdown
+    /// timeout.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.control(|ack| Control::Flush { sync: false, ack })
+    }
+
+    /// Like [`flush`](Self::flush), then fsync of the active file (and of the directory where
+    /// its entries changed): the events survive a power loss.
+    pub fn sync(&self) -> Result<(), Error> {
+        self.control(|ack| Control::Flush { sync: true, ack })
+    }
+
+    /// Finishes the active file into a segment now (if it holds anything).
+    pub fn rotate(&self) -> Result<(), Error> {
+        self.control(Control::Rotate)
+    }
+
+    /// Reopens `<stem>.log` by name, for external rotation (logrotate's `create` mode): wire it
+    /// to SIGHUP. The sink also notices by itself, within about a second, when the file was
+    /// moved or deleted.
+    pub fn reopen(&self) -> Result<(), Error> {
+        self.control(Control::Reopen)
+    }
+
+    /// A snapshot of the sink's counters.
+    pub fn stats(&self) -> Stats {
+        self.queue.counters.snapshot()
+    }
+
+    /// The path of the active file, `<dir>/<stem>.log`.
+    pub fn active_path(&self) -> &Path {
+        &self.cfg.active_path
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> PathBuf {
+        self.cfg.dir.clone()
+    }
+
+    /// Drains the queue, writes, fsyncs and closes the file, stops the threads, and returns
+    /// the last error. Waits at most `timeout`; afterwards every call on the sink returns an
+    /// error at once and events are counted as dropped. Calling it again is harmless.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(handle) = handle else {
+            return Err(Error::shut_down());
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let sent = self
+            .queue
+            .send_control(Control::Shutdown { deadline, ack: tx }, deadline);
+        let res = match sent {
+            Ok(()) => match rx.recv_deadline(deadline + Duration::from_millis(50)) {
+                Ok(res) => {
+                    let _ = handle.join();
+                    res
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    Err(Error::timed_out("shutdown"))
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    let _ = handle.join();
+                    Err(Error::shut_down())
+                }
+            },
+            Err(e) => Err(e),
+        };
+        self.queue
+            .counters
+            .writer_state
+            .store(EXITED, std::sync::atomic::Ordering::Release);
+        let maintenance = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(m) = maintenance {
+            m.stop(deadline);
+        }
+        res
+    }
+}
+
+impl Drop for FileSinkGuard {
+    fn drop(&mut self) {
+        let pending = self.writer.lock().map(|w| w.is_some()).unwrap_or(false);
+        if pending {
+            if let Err(e) = self.shutdown(self.cfg.shutdown_timeout) {
+                if e.kind() != crate::ErrorKind::ShutDown {
+                    self.queue.counters.report(&e);
+                }
+            }
+        }
+    }
+}

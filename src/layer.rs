@@ -1,0 +1,120 @@
+//! The tracing `Layer`: format on the calling thread, enqueue, return.
+
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use crate::builder::Config;
+use crate::format::{Formatter, SpanFields};
+use crate::queue::Queue;
+
+/// The [`Layer`] that writes events to the sink. `Send + Sync`; works with per-layer filters
+/// (`layer.with_filter(LevelFilter::INFO)`), and events a filter rejects never reach it.
+pub struct FileSinkLayer {
+    fmt: Formatter,
+    queue: Arc<Queue>,
+    urgent: Option<Level>,
+}
+
+impl std::fmt::Debug for FileSinkLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSinkLayer")
+            .field("format", &self.fmt.format)
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+/// Records are built here and copied out, so a thread formats into warm memory.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+impl FileSinkLayer {
+    pub(crate) fn new(cfg: Arc<Config>, queue: Arc<Queue>) -> FileSinkLayer {
+        FileSinkLayer {
+            fmt: cfg.formatter.clone(),
+            urgent: cfg.urgent_level(),
+            queue,
+        }
+    }
+
+    fn format_into<S>(&self, buf: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        buf.clear();
+        // A user's Debug impl may panic; the application must not die of logging.
+        let ok = catch_unwind(AssertUnwindSafe(|| self.fmt.format_event(buf, event, ctx))).is_ok();
+        if !ok {
+            buf.clear();
+            self.queue
+                .counters
+                .format_errors
+                .fetch_add(1, Ordering::Relaxed);
+            self.fmt.internal_record(
+                buf,
+                *event.metadata().level(),
+                "event formatting panicked",
+                &[],
+            );
+        }
+    }
+}
+
+impl<S> Layer<S> for FileSinkLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let fields = catch_unwind(AssertUnwindSafe(|| self.fmt.new_span_fields(attrs)))
+                .unwrap_or_default();
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let mut ext = span.extensions_mut();
+            if let Some(fields) = ext.get_mut::<SpanFields>() {
+                let _ = catch_unwind(AssertUnwindSafe(|| self.fmt.record_span(fields, values)));
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let urgent = self.urgent.is_some_and(|l| *event.metadata().level() <= l);
+        let record = BUF
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buf) => {
+                    self.format_into(&mut buf, event, &ctx);
+                    let record = buf.as_slice().to_vec();
+                    if buf.capacity() > KEEP_CAPACITY {
+                        buf.clear();
+                        buf.shrink_to(KEEP_CAPACITY / 16);
+                    }
+                    Some(record)
+                }
+                // Re-entered from a Debug impl that logs: format into a fresh buffer.
+                Err(_) => None,
+            })
+            .ok()
+            .flatten();
+        let record = record.unwrap_or_else(|| {
+            let mut buf = Vec::with_capacity(256);
+            self.format_into(&mut buf, event, &ctx);
+            buf
+        });
+        self.queue.push(record, urgent);
+    }
+}

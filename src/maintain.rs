@@ -1,0 +1,203 @@
+//! The maintenance thread: compression and retention of finished segments.
+//!
+//! The writer only pokes it (a non-blocking send into a one-slot channel that coalesces
+//! pokes), so compression falling behind never slows the writer or a caller: segments wait
+//! plain, counted as backlog. Each pass rescans the directory, so a backlog, a restart or a
+//! segment left plain by a failed compression is picked up by the next pass. Compression and
+//! retention share this one thread, so retention never deletes a segment being compressed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::builder::Config;
+use crate::error::Error;
+use crate::queue::Queue;
+use crate::retain::{self, SegInfo};
+use crate::segment::{self, name};
+
+/// Without pokes, a pass still runs this often (age-based retention, free-space checks,
+/// retrying failed compressions).
+const IDLE_PASS: Duration = Duration::from_secs(30);
+
+pub(crate) struct Maintenance {
+    tx: Sender<()>,
+    stop: Arc<AtomicBool>,
+    done: Receiver<()>,
+    handle: JoinHandle<()>,
+}
+
+impl Maintenance {
+    pub(crate) fn start(cfg: Arc<Config>, queue: Arc<Queue>) -> Result<Option<Maintenance>, Error> {
+        if !cfg.compression.is_on() && !cfg.retention.is_on() {
+            return Ok(None);
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let path = cfg.dir.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("filesink-{}-maint", cfg.stem))
+            .spawn(move || {
+                run(&cfg, &queue, &rx, &s);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| Error::io("spawn maintenance thread", &path, e))?;
+        let _ = tx.try_send(());
+        Ok(Some(Maintenance {
+            tx,
+            stop,
+            done,
+            handle,
+        }))
+    }
+
+    pub(crate) fn notifier(&self) -> Sender<()> {
+        self.tx.clone()
+    }
+
+    /// Stops after the current step (an unfinished compression is abandoned, its temp file
+    /// removed) and joins, waiting at most until `deadline`.
+    pub(crate) fn stop(self, deadline: Instant) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.tx.try_send(());
+        drop(self.tx);
+        if self.done.recv_deadline(deadline).is_ok() {
+            let _ = self.handle.join();
+        }
+    }
+}
+
+fn run(cfg: &Config, queue: &Queue, rx: &Receiver<()>, stop: &AtomicBool) {
+    loop {
+        match rx.recv_timeout(IDLE_PASS) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        pass(cfg, queue, stop);
+    }
+}
+
+/// One pass: compress what is due, oldest first, then apply retention.
+pub(crate) fn pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
+    let c = &queue.counters;
+    let scan = match segment::scan(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            c.report(&e);
+            return;
+        }
+    };
+    if cfg.compression.is_on() {
+        // The newest `compress_after` finished segments stay plain.
+        let total = scan.segments.len();
+        let due: Vec<(u64, String)> = scan
+            .segments
+            .iter()
+            .take(total.saturating_sub(cfg.compress_after))
+            .filter(|(_, s)| s.plain.is_some() && s.gz.is_none())
+            .map(|(seq, s)| (*seq, s.label.clone()))
+            .collect();
+        let mut left = due.len() as u64;
+        c.compression_backlog.store(left, Ordering::Relaxed);
+        for (seq, label) in due {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let plain = cfg.path(&name::segment(&cfg.stem, seq, &label));
+            let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
+            match crate::compress::compress(cfg, &plain, &gz, stop) {
+                Ok(()) => {
+                    c.segments_compressed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    c.compression_failures.fetch_add(1, Ordering::Relaxed);
+                    c.report(&e);
+                }
+            }
+            left -= 1;
+            c.compression_backlog.store(left, Ordering::Relaxed);
+        }
+    }
+    if stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let scan = match segment::scan(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            c.report(&e);
+            return;
+        }
+    };
+    let active_bytes = scan.active.as_ref().map_or(0, |a| a.len);
+    let infos: Vec<SegInfo> = scan
+        .segments
+        .iter()
+        .map(|(seq, s)| {
+            let files = [&s.plain, &s.gz];
+            SegInfo {
+                seq: *seq,
+                bytes: files.iter().filter_map(|f| f.as_ref()).map(|f| f.len).sum(),
+                modified: files
+                    .iter()
+                    .filter_map(|f| f.as_ref())
+                    .map(|f| f.modified)
+                    .max()
+                    .unwrap_or(std::time::UNIX_EPOCH),
+            }
+        })
+        .collect();
+    let mut on_disk = active_bytes + infos.iter().map(|s| s.bytes).sum::<u64>();
+    if cfg.retention.is_on() {
+        let free = cfg
+            .retention
+            .min_free
+            .and_then(|_| cfg.fs.free_bytes(&cfg.dir).ok());
+        let doomed = retain::plan(
+            &infos,
+            active_bytes,
+            &cfg.retention,
+            cfg.formatter.now(),
+            free,
+        );
+        let mut removed_any = false;
+        for seq in doomed {
+            let Some(s) = scan.segments.get(&seq) else {
+                continue;
+            };
+            for (present, file) in [
+                (s.plain.is_some(), name::segment(&cfg.stem, seq, &s.label)),
+                (s.gz.is_some(), name::compressed(&cfg.stem, seq, &s.label)),
+            ] {
+                if !present {
+                    continue;
+                }
+                let p = cfg.path(&file);
+                match cfg.fs.remove(&p) {
+                    Ok(()) => removed_any = true,
+                    Err(e) => c.report(&Error::io("remove old segment", &p, e)),
+                }
+            }
+            if let Some(i) = infos.iter().find(|i| i.seq == seq) {
+                on_disk -= i.bytes;
+            }
+            c.segments_pruned.fetch_add(1, Ordering::Relaxed);
+        }
+        if removed_any {
+            if let Err(e) = cfg.fs.sync_dir(&cfg.dir) {
+                c.report(&Error::io("fsync directory", &cfg.dir, e));
+            }
+        }
+    }
+    c.bytes_on_disk.store(on_disk, Ordering::Relaxed);
+}

@@ -1,0 +1,105 @@
+//! Startup recovery: repair what a crash left, touching only this stem's files.
+//!
+//! - temp files (a compression cut short) are removed;
+//! - a segment present both plain and compressed (a crash between the rename of the `.gz` and
+//!   the removal of its source) keeps the `.gz` if it verifies against the plain file, else the
+//!   `.gz` is removed and the segment compressed again;
+//! - an active file that is also a segment's name (the link-then-unlink rename fallback cut
+//!   short) is released from the active name;
+//! - a partial last line of the active file is trimmed (in `segment::open_active`).
+//!
+//! What was done is counted in stats and reported by one record in the log.
+
+use std::sync::atomic::AtomicBool;
+
+use crate::builder::Config;
+use crate::error::Error;
+use crate::segment::{self, name};
+
+pub(crate) struct Recovered {
+    pub(crate) next_seq: u64,
+    pub(crate) actions: u64,
+    pub(crate) notes: Vec<(String, Vec<(&'static str, u64)>)>,
+}
+
+pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
+    let scan = segment::scan(cfg)?;
+    let fs = &cfg.fs;
+    let never = AtomicBool::new(false);
+    let mut temps_removed = 0u64;
+    let mut gz_kept = 0u64;
+    let mut gz_removed = 0u64;
+    let mut links_released = 0u64;
+    for t in &scan.temps {
+        let p = cfg.path(t);
+        fs.remove(&p)
+            .map_err(|e| Error::io("remove orphan temp file", &p, e))?;
+        temps_removed += 1;
+    }
+    for (seq, seg) in &scan.segments {
+        if let (Some(_), Some(_)) = (&seg.plain, &seg.gz) {
+            let plain = cfg.path(&name::segment(&cfg.stem, *seq, &seg.label));
+            let gz = cfg.path(&name::compressed(&cfg.stem, *seq, &seg.label));
+            let good = compress_ok(cfg, &plain, &gz, &never);
+            if good {
+                fs.remove(&plain)
+                    .map_err(|e| Error::io("remove compressed segment's source", &plain, e))?;
+                gz_kept += 1;
+            } else {
+                fs.remove(&gz)
+                    .map_err(|e| Error::io("remove unverified compressed segment", &gz, e))?;
+                gz_removed += 1;
+            }
+        }
+    }
+    if scan.active.is_some() {
+        if let Ok(active_id) = fs.identity(&cfg.active_path) {
+            for (seq, seg) in &scan.segments {
+                if seg.plain.is_some() {
+                    let plain = cfg.path(&name::segment(&cfg.stem, *seq, &seg.label));
+                    if fs.identity(&plain).ok() == Some(active_id) {
+                        fs.remove(&cfg.active_path)
+                            .map_err(|e| Error::io("release active name", &cfg.active_path, e))?;
+                        links_released += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let actions = temps_removed + gz_kept + gz_removed + links_released;
+    if actions > 0 {
+        fs.sync_dir(&cfg.dir)
+            .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
+    }
+    let mut notes = Vec::new();
+    if actions > 0 {
+        notes.push((
+            "recovery: repaired files left by an earlier run".to_string(),
+            vec![
+                ("temp_files_removed", temps_removed),
+                ("compressed_kept", gz_kept),
+                ("compressed_redone", gz_removed),
+                ("rotations_completed", links_released),
+            ],
+        ));
+    }
+    Ok(Recovered {
+        next_seq: scan.next_seq(),
+        actions,
+        notes,
+    })
+}
+
+fn compress_ok(
+    cfg: &Config,
+    plain: &std::path::Path,
+    gz: &std::path::Path,
+    stop: &AtomicBool,
+) -> bool {
+    match crate::compress::plain_crc(cfg, plain, stop) {
+        Ok((len, crc)) => crate::compress::verify(cfg, gz, len, crc, stop).is_ok(),
+        // The source cannot be read: keep whichever verifies on its own.
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,308 @@
+//! Rotation policy: when does the active file become a finished segment?
+//!
+//! Pure functions of (bytes in the active file, the time it was opened, now); the writer
+//! thread asks them and acts.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::format::timestamp::{split, TimeZone};
+
+/// When to finish the active file and start a new one. Combine triggers with [`Rotation::or`].
+///
+/// ```
+/// use tracing_filesink::Rotation;
+/// let r = Rotation::size(64 << 20).or(Rotation::daily());
+/// # let _ = r;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rotation {
+    pub(crate) size: Option<u64>,
+    pub(crate) periods: Vec<Period>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Period {
+    Minutely,
+    Hourly,
+    Daily,
+    /// Starting Monday 00:00.
+    Weekly,
+    /// Aligned to multiples of the duration since the epoch, in the configured time zone.
+    Every(Duration),
+}
+
+impl Rotation {
+    /// Never rotate (the default): one active file grows without bound.
+    pub fn never() -> Rotation {
+        Rotation::default()
+    }
+    /// Rotate before a record would push the active file past `bytes`. A record larger than
+    /// the limit gets a segment to itself; a record never spans two files.
+    pub fn size(bytes: u64) -> Rotation {
+        Rotation {
+            size: Some(bytes),
+            periods: Vec::new(),
+        }
+    }
+    /// Rotate at every minute boundary.
+    pub fn minutely() -> Rotation {
+        Self::period(Period::Minutely)
+    }
+    /// Rotate at every hour boundary.
+    pub fn hourly() -> Rotation {
+        Self::period(Period::Hourly)
+    }
+    /// Rotate at midnight in the configured time zone.
+    pub fn daily() -> Rotation {
+        Self::period(Period::Daily)
+    }
+    /// Rotate at Monday 00:00 in the configured time zone.
+    pub fn weekly() -> Rotation {
+        Self::period(Period::Weekly)
+    }
+    /// Rotate at every multiple of `interval` (at least one second) counted from the epoch in
+    /// the configured time zone: `every(6 hours)` rotates at 00:00, 06:00, 12:00 and 18:00.
+    pub fn every(interval: Duration) -> Rotation {
+        Self::period(Period::Every(interval))
+    }
+
+    fn period(p: Period) -> Rotation {
+        Rotation {
+            size: None,
+            periods: vec![p],
+        }
+    }
+
+    /// Rotates when either policy says so.
+    #[must_use]
+    pub fn or(mut self, other: Rotation) -> Rotation {
+        self.size = match (self.size, other.size) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for p in other.periods {
+            if !self.periods.contains(&p) {
+                self.periods.push(p);
+            }
+        }
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.size == Some(0) {
+            return Err("size limit must be greater than zero".into());
+        }
+        for p in &self.periods {
+            if let Period::Every(d) = p {
+                if d.as_secs() == 0 {
+                    return Err(format!("interval {d:?} is shorter than one second"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True when appending `incoming` bytes to a file of `current` bytes must first rotate.
+    /// An empty file never rotates for size, so an oversized record gets its own segment.
+    pub(crate) fn size_exceeded(&self, current: u64, incoming: u64) -> bool {
+        match self.size {
+            Some(limit) => current > 0 && current.saturating_add(incoming) > limit,
+            None => false,
+        }
+    }
+
+    /// The first time-rotation boundary strictly after `opened`, or `None` without time triggers.
+    pub(crate) fn next_boundary(&self, opened: SystemTime, tz: TimeZone) -> Option<SystemTime> {
+        self.periods
+            .iter()
+            .filter_map(|p| next_boundary(*p, opened, tz))
+            .min()
+    }
+}
+
+/// The period start (in seconds since the epoch, UTC) containing `t`, and the next one.
+fn next_boundary(p: Period, t: SystemTime, tz: TimeZone) -> Option<SystemTime> {
+    let (secs, _) = split(t);
+    let offset = tz.offset_at(secs) as i64;
+    let local = secs + offset;
+    let len: i64 = match p {
+        Period::Minutely => 60,
+        Period::Hourly => 3600,
+        Period::Daily => 86_400,
+        Period::Weekly => 7 * 86_400,
+        Period::Every(d) => d.as_secs().max(1) as i64,
+    };
+    // The epoch was a Thursday; Monday-aligned weeks start 4 days later.
+    let phase = if p == Period::Weekly { 4 * 86_400 } else { 0 };
+    let start = (local - phase).div_euclid(len) * len + phase;
+    let next_local = start + len;
+    // Convert back to UTC with the offset in force at the boundary (DST changes it).
+    let mut next_utc = next_local - offset;
+    let off2 = tz.offset_at(next_utc) as i64;
+    if off2 != offset {
+        next_utc = next_local - off2;
+        if next_utc <= secs {
+            next_utc = secs + 1;
+        }
+    }
+    if next_utc < 0 {
+        return None;
+    }
+    Some(UNIX_EPOCH + Duration::from_secs(next_utc as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Datelike, TimeZone as _, Timelike};
+
+    fn at(s: &str) -> SystemTime {
+        let dt = chrono::DateTime::parse_from_rfc3339(s).unwrap();
+        UNIX_EPOCH + Duration::from_secs(dt.timestamp() as u64)
+    }
+
+    fn fmt(t: SystemTime, tz: TimeZone) -> String {
+        let (s, _) = split(t);
+        let off = tz.offset_at(s);
+        chrono::FixedOffset::east_opt(off)
+            .unwrap()
+            .timestamp_opt(s, 0)
+            .unwrap()
+            .to_rfc3339()
+    }
+
+    #[test]
+    fn boundaries_utc() {
+        let t = at("2026-11-26T03:14:48Z");
+        let u = TimeZone::Utc;
+        assert_eq!(
+            fmt(Rotation::minutely().next_boundary(t, u).unwrap(), u),
+            "2026-11-26T03:15:00+00:00"
+        );
+        assert_eq!(
+            fmt(Rotation::hourly().next_boundary(t, u).unwrap(), u),
+            "2026-11-26T04:00:00+00:00"
+        );
+        assert_eq!(
+            fmt(Rotation::daily().next_boundary(t, u).unwrap(), u),
+            "2026-11-27T00:00:00+00:00"
+        );
+        // 2026-11-26 is a Thursday: next Monday is the 30th.
+        assert_eq!(
+            fmt(Rotation::weekly().next_boundary(t, u).unwrap(), u),
+            "2026-11-30T00:00:00+00:00"
+        );
+        let six = Rotation::every(Duration::from_secs(6 * 3600));
+        assert_eq!(
+            fmt(six.next_boundary(t, u).unwrap(), u),
+            "2026-11-26T06:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn boundaries_fixed_offset() {
+        let tz = TimeZone::fixed(5 * 3600 + 1800);
+        let t = at("2026-11-26T20:00:00Z"); // 01:30 on the 27th local
+        assert_eq!(
+            fmt(Rotation::daily().next_boundary(t, tz).unwrap(), tz),
+            "2026-11-28T00:00:00+05:30"
+        );
+        assert_eq!(
+            fmt(Rotation::hourly().next_boundary(t, tz).unwrap(), tz),
+            "2026-11-27T02:00:00+05:30"
+        );
+        let tz = TimeZone::fixed(-8 * 3600);
+        let t = at("2026-11-27T07:59:59Z"); // 23:59:59 on the 26th local
+        assert_eq!(
+            fmt(Rotation::daily().next_boundary(t, tz).unwrap(), tz),
+            "2026-11-27T00:00:00-08:00"
+        );
+    }
+
+    #[test]
+    fn weekly_across_year_end() {
+        let u = TimeZone::Utc;
+        let t = at("2026-12-30T12:00:00Z"); // Wednesday
+        let b = Rotation::weekly().next_boundary(t, u).unwrap();
+        assert_eq!(fmt(b, u), "2027-01-04T00:00:00+00:00");
+        // Exactly on a boundary: the next one is a week later.
+        let b2 = Rotation::weekly().next_boundary(b, u).unwrap();
+        assert_eq!(fmt(b2, u), "2027-01-11T00:00:00+00:00");
+    }
+
+    /// Property: for many instants and every period, the boundary is after t, is aligned, and no
+    /// earlier aligned instant lies strictly between t and it (naive oracle: step by seconds
+    /// for minutely, by minutes for the rest).
+    #[test]
+    fn boundaries_match_naive_oracle() {
+        let tzs = [
+            TimeZone::Utc,
+            TimeZone::fixed(3600),
+            TimeZone::fixed(-9 * 3600 - 1800),
+        ];
+        let mut t = at("2026-12-28T00:00:00Z");
+        for i in 0..200u64 {
+            t += Duration::from_secs(i * 7919 + 13);
+            for tz in tzs {
+                for (r, aligned) in [
+                    (
+                        Rotation::minutely(),
+                        &(|s: i64| s % 60 == 0) as &dyn Fn(i64) -> bool,
+                    ),
+                    (Rotation::hourly(), &|s: i64| s % 3600 == 0),
+                    (Rotation::daily(), &|s: i64| s % 86_400 == 0),
+                ] {
+                    let b = r.next_boundary(t, tz).unwrap();
+                    let (bs, _) = split(b);
+                    let (ts, _) = split(t);
+                    let off = tz.offset_at(bs) as i64;
+                    assert!(bs > ts);
+                    assert!(aligned(bs + off), "{} not aligned", fmt(b, tz));
+                    let mut s = ts + 1;
+                    while s < bs {
+                        assert!(!aligned(s + off), "missed boundary before {}", fmt(b, tz));
+                        s += if r == Rotation::minutely() { 1 } else { 60 };
+                    }
+                }
+                let w = Rotation::weekly().next_boundary(t, tz).unwrap();
+                let (ws, _) = split(w);
+                let local =
+                    chrono::DateTime::from_timestamp(ws + tz.offset_at(ws) as i64, 0).unwrap();
+                assert_eq!(local.weekday(), chrono::Weekday::Mon);
+                assert_eq!((local.hour(), local.minute(), local.second()), (0, 0, 0));
+                assert!(ws - split(t).0 <= 7 * 86_400);
+            }
+        }
+    }
+
+    #[test]
+    fn size_rule() {
+        let r = Rotation::size(100);
+        assert!(
+            !r.size_exceeded(0, 1000),
+            "an empty file takes an oversized record"
+        );
+        assert!(!r.size_exceeded(50, 50));
+        assert!(r.size_exceeded(50, 51));
+        assert!(!Rotation::daily().size_exceeded(u64::MAX - 1, 10));
+    }
+
+    #[test]
+    fn or_combines() {
+        let r = Rotation::size(10)
+            .or(Rotation::daily())
+            .or(Rotation::size(5))
+            .or(Rotation::hourly());
+        assert_eq!(r.size, Some(5));
+        assert_eq!(r.periods, vec![Period::Daily, Period::Hourly]);
+        let t = at("2026-11-26T03:14:48Z");
+        assert_eq!(
+            r.next_boundary(t, TimeZone::Utc),
+            Some(at("2026-11-26T04:00:00Z"))
+        );
+        assert!(Rotation::size(0).validate().is_err());
+        assert!(Rotation::every(Duration::from_millis(10))
+            .validate()
+            .is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! The active file and its finalization into a segment.
+//!
+//! Finalization is the crash-safe sequence: fsync the active file, rename it to a new segment
+//! name without replacing anything, fsync the directory, then create the next active file with
+//! `O_CREAT|O_EXCL|O_NOFOLLOW` and the configured mode.
+
+pub(crate) mod name;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::builder::Config;
+use crate::error::Error;
+use crate::fs::{FileHandle, Fs};
+
+/// The file being appended to.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub(crate) file: Box<dyn FileHandle>,
+    /// Bytes in the file (the writer's own count; the file is append-only).
+    pub(crate) size: u64,
+    /// When this segment started: names the segment and anchors time rotation.
+    pub(crate) opened: SystemTime,
+    /// (device, inode) when opened, to notice the file being moved away.
+    pub(crate) identity: (u64, u64),
+}
+
+/// Refuses a symlink or a directory at the active path.
+pub(crate) fn check_active_path(path: &Path) -> Result<(), Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::symlink(path)),
+        Ok(m) if m.is_dir() => Err(Error::config_path(
+            "stem",
+            path,
+            "the active file path is a directory",
+        )),
+        Ok(m) if !m.is_file() => Err(Error::config_path(
+            "stem",
+            path,
+            "the active file path is not a regular file",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Opens (or creates) the active file for appending. A partial last line left by a crash is
+/// cut off; the number of bytes cut is returned.
+pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64), Error> {
+    let path = &cfg.active_path;
+    check_active_path(path)?;
+    let mut file = cfg
+        .fs
+        .open_append(path, cfg.file_mode)
+        .map_err(|e| Error::io("open active file", path, e))?;
+    let mut size = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let trimmed =
+        trim_torn_tail(&mut *file, size).map_err(|e| Error::io("trim torn tail", path, e))?;
+    size -= trimmed;
+    let opened = if size == 0 {
+        now
+    } else {
+        first_timestamp(&*file).unwrap_or(now).min(now)
+    };
+    let identity = file.identity().map_err(|e| Error::io("stat", path, e))?;
+    Ok((
+        Active {
+            file,
+            size,
+            opened,
+            identity,
+        },
+        trimmed,
+    ))
+}
+
+/// Creates a fresh active file after a rotation.
+pub(crate) fn create_active(cfg: &Config, now: SystemTime) -> Result<Active, Error> {
+    let path = &cfg.active_path;
+    let file = match cfg.fs.create_new(path, cfg.file_mode) {
+        Ok(f) => f,
+        // Someone (an operator, logrotate) created it meanwhile: append to theirs.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return open_active(cfg, now).map(|(a, _)| a);
+        }
+        Err(e) => return Err(Error::io("create active file", path, e)),
+    };
+    let identity = file.identity().map_err(|e| Error::io("stat", path, e))?;
+    Ok(Active {
+        file,
+        size: 0,
+        opened: now,
+        identity,
+    })
+}
+
+/// Cuts a partial last line (no trailing newline) off the end of the file.
+fn trim_torn_tail(file: &mut dyn FileHandle, size: u64) -> io::Result<u64> {
+    if size == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8; 1];
+    file.read_at(&mut last, size - 1)?;
+    if last[0] == b'\n' {
+        return Ok(0);
+    }
+    let mut end = size;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        read_exact_at(file, &mut chunk[..n], start)?;
+        if let Some(i) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    file.set_len(keep)?;
+    file.sync()?;
+    Ok(size - keep)
+}
+
+pub(crate) fn read_exact_at(
+    file: &dyn FileHandle,
+    mut buf: &mut [u8],
+    mut offset: u64,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The timestamp of the first record (JSON `"timestamp":"…"` or a text line's first word),
+/// so a segment adopted after a restart is named after its real start.
+fn first_timestamp(file: &dyn FileHandle) -> Option<SystemTime> {
+    let mut buf = [0u8; 256];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    let line = std::str::from_utf8(&buf[..n]).ok().or_else(|| {
+        // A cut multi-byte character at the end of the window.
+        let valid = std::str::from_utf8(&buf[..n]).err()?.valid_up_to();
+        std::str::from_utf8(&buf[..valid]).ok()
+    })?;
+    let token = match line.strip_prefix("{\"timestamp\":\"") {
+        Some(rest) => rest.split('"').next()?,
+        None => line.split([' ', '\n']).next()?,
+    };
+    let dt = chrono::DateTime::parse_from_rfc3339(token).ok()?;
+    Some(SystemTime::from(dt))
+}
+
+/// Renames the active file to the next free segment name and makes the rename durable.
+/// Returns the segment's path and takes `next_seq` past the name used.
+pub(crate) fn rename_to_segment(
+    cfg: &Config,
+    opened: SystemTime,
+    next_seq: &mut u64,
+) -> Result<PathBuf, Error> {
+    let label = name::label(opened, cfg.time_zone);
+    let fs: &dyn Fs = &*cfg.fs;
+    for _ in 0..1000 {
+        let seg = cfg.path(&name::segment(&cfg.stem, *next_seq, &label));
+        let gz = cfg.path(&name::compressed(&cfg.stem, *next_seq, &label));
+        *next_seq += 1;
+        if fs.identity(&gz).is_ok() {
+            continue;
+        }
+        match fs.rename_noreplace(&cfg.active_path, &seg) {
+            Ok(()) => {
+                fs.sync_dir(&cfg.dir)
+                    .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
+                return Ok(seg);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("rename active file to segment", &seg, e)),
+        }
+    }
+    Err(Error::io(
+        "rename active file to segment",
+        &cfg.active_path,
+        io::Error::new(io::ErrorKind::AlreadyExists, "no free segment name"),
+    ))
+}
+
+/// One finished segment on disk: its plain file, its compressed file, or both (a compression
+/// that finished but did not get to remove the source).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OnDisk {
+    pub(crate) label: String,
+    pub(crate) plain: Option<crate::fs::Entry>,
+    pub(crate) gz: Option<crate::fs::Entry>,
+}
+
+/// This stem's files in the directory.
+#[derive(Debug, Default)]
+pub(crate) struct DirScan {
+    /// Finished segments by sequence number.
+    pub(crate) segments: std::collections::BTreeMap<u64, OnDisk>,
+    /// Names of this stem's temp files.
+    pub(crate) temps: Vec<String>,
+    pub(crate) active: Option<crate::fs::Entry>,
+}
+
+impl DirScan {
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.segments.keys().next_back().map_or(1, |s| s + 1)
+    }
+}
+
+pub(crate) fn scan(cfg: &Config) -> Result<DirScan, Error> {
+    let entries = cfg
+        .fs
+        .read_dir(&cfg.dir)
+        .map_err(|e| Error::io("read directory", &cfg.dir, e))?;
+    let active_name = name::active(&cfg.stem);
+    let mut out = DirScan::default();
+    for e in entries {
+        if !e.is_file {
+            continue;
+        }
+        if e.name == active_name {
+            out.active = Some(e);
+        } else if name::is_temp(&cfg.stem, &e.name) {
+            out.temps.push(e.name);
+        } else if let Some(n) = name::parse(&cfg.stem, &e.name) {
+            let slot = out.segments.entry(n.seq).or_default();
+            slot.label = n.label;
+            if n.compressed {
+                slot.gz = Some(e);
+            } else {
+                slot.plain = Some(e);
+            }
+        }
+    }
+    Ok(out)
+}

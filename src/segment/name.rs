@@ -1,0 +1,216 @@
+//! The one place where on-disk names are encoded and parsed.
+//!
+//! For the stem `app`:
+//!
+//! | file | name |
+//! |---|---|
+//! | active file | `app.log` |
+//! | finished segment | `app.0000000042.20261126T031448Z.log` |
+//! | compressed segment | `app.0000000042.20261126T031448Z.log.gz` |
+//! | lock file | `app.log.lock` |
+//! | temp file (compression in progress) | `.app.<random>.tmp` |
+//!
+//! The ten-digit sequence number comes first so that names sort in write order as plain
+//! strings even when the clock jumps backwards; the start time follows for people, in the
+//! configured time zone (`Z` or `+0530`). Names are parsed back from the name alone, never
+//! from file-system timestamps, and a name is never reused.
+
+use std::time::SystemTime;
+
+use crate::format::timestamp::{civil, split, TimeZone};
+
+/// Digits of the sequence number.
+const SEQ_WIDTH: usize = 10;
+
+/// A parsed finished-segment name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SegmentName {
+    pub(crate) seq: u64,
+    /// The start-time label as it appears in the name (`20261126T031448Z`).
+    pub(crate) label: String,
+    pub(crate) compressed: bool,
+}
+
+pub(crate) fn active(stem: &str) -> String {
+    format!("{stem}.log")
+}
+
+pub(crate) fn lock(stem: &str) -> String {
+    format!("{stem}.log.lock")
+}
+
+/// Prefix and suffix of temp files, as handed to `tempfile::Builder`.
+pub(crate) fn temp_affixes(stem: &str) -> (String, &'static str) {
+    (format!(".{stem}."), ".tmp")
+}
+
+pub(crate) fn is_temp(stem: &str, file_name: &str) -> bool {
+    let (prefix, suffix) = temp_affixes(stem);
+    file_name.len() > prefix.len() + suffix.len()
+        && file_name.starts_with(&prefix)
+        && file_name.ends_with(suffix)
+        && !file_name[prefix.len()..file_name.len() - suffix.len()].contains('.')
+}
+
+/// The start-time label for a segment that started at `t`.
+pub(crate) fn label(t: SystemTime, tz: TimeZone) -> String {
+    let (secs, _) = split(t);
+    let offset = tz.offset_at(secs);
+    let (y, mo, d, h, mi, s) = civil(secs + offset as i64);
+    let zone = if tz.is_utc() {
+        "Z".to_string()
+    } else {
+        let a = offset.unsigned_abs();
+        format!(
+            "{}{:02}{:02}",
+            if offset < 0 { '-' } else { '+' },
+            a / 3600,
+            (a % 3600) / 60
+        )
+    };
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}{zone}")
+}
+
+pub(crate) fn segment(stem: &str, seq: u64, label: &str) -> String {
+    format!("{stem}.{seq:0SEQ_WIDTH$}.{label}.log")
+}
+
+pub(crate) fn compressed(stem: &str, seq: u64, label: &str) -> String {
+    format!("{}.gz", segment(stem, seq, label))
+}
+
+#[cfg(test)]
+impl SegmentName {
+    pub(crate) fn file_name(&self, stem: &str) -> String {
+        if self.compressed {
+            compressed(stem, self.seq, &self.label)
+        } else {
+            segment(stem, self.seq, &self.label)
+        }
+    }
+}
+
+/// Parses a finished segment's file name for `stem`; `None` for anything else (the active
+/// file, temp files, other stems, foreign files).
+pub(crate) fn parse(stem: &str, file_name: &str) -> Option<SegmentName> {
+    let rest = file_name.strip_prefix(stem)?.strip_prefix('.')?;
+    let (rest, compressed) = match rest.strip_suffix(".log.gz") {
+        Some(r) => (r, true),
+        None => (rest.strip_suffix(".log")?, false),
+    };
+    let (seq, label) = rest.split_once('.')?;
+    if seq.len() < SEQ_WIDTH || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !valid_label(label) {
+        return None;
+    }
+    Some(SegmentName {
+        seq: seq.parse().ok()?,
+        label: label.to_string(),
+        compressed,
+    })
+}
+
+fn valid_label(l: &str) -> bool {
+    let b = l.as_bytes();
+    if b.len() < 16 || b[8] != b'T' {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(|c| c.is_ascii_digit());
+    if !digits(0..8) || !digits(9..15) {
+        return false;
+    }
+    match &b[15..] {
+        b"Z" => true,
+        [sign, rest @ ..] if (*sign == b'+' || *sign == b'-') && rest.len() == 4 => {
+            rest.iter().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn round_trip() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_662_888);
+        for tz in [
+            TimeZone::Utc,
+            TimeZone::fixed(19_800),
+            TimeZone::fixed(-3600),
+        ] {
+            let l = label(t, tz);
+            for seq in [0, 1, 42, 9_999_999_999, 12_345_678_901] {
+                for gz in [false, true] {
+                    let name = if gz {
+                        compressed("app", seq, &l)
+                    } else {
+                        segment("app", seq, &l)
+                    };
+                    let p = parse("app", &name).unwrap_or_else(|| panic!("{name}"));
+                    assert_eq!(
+                        (p.seq, p.label.as_str(), p.compressed),
+                        (seq, l.as_str(), gz)
+                    );
+                    assert_eq!(p.file_name("app"), name);
+                }
+            }
+        }
+        assert_eq!(label(t, TimeZone::Utc), "20261126T031448Z");
+        assert_eq!(label(t, TimeZone::fixed(19_800)), "20261126T084448+0530");
+        assert_eq!(label(t, TimeZone::fixed(-3600)), "20261126T021448-0100");
+    }
+
+    #[test]
+    fn foreign_names_are_not_segments() {
+        let l = "20261126T031448Z";
+        for n in [
+            "app.log".to_string(),
+            "app.log.lock".to_string(),
+            "app-worker.log".to_string(),
+            segment("app-worker", 1, l),
+            segment("ap", 1, l),
+            format!("app.12.{l}.log"),
+            format!("app.000000000x.{l}.log"),
+            "app.0000000001.20261126T031448.log".into(),
+            "app.0000000001.20261126T031448Q.log".into(),
+            format!("app.0000000001.{l}.log.tmp"),
+            format!("app.0000000001.{l}.txt"),
+            ".app.abc123.tmp".into(),
+        ] {
+            assert_eq!(parse("app", &n), None, "{n}");
+        }
+        assert!(parse("app-worker", &segment("app-worker", 1, l)).is_some());
+        assert!(parse("app", &segment("app-worker", 1, l)).is_none());
+    }
+
+    #[test]
+    fn names_sort_by_sequence_whatever_the_clock() {
+        let early = label(
+            UNIX_EPOCH + Duration::from_secs(1_000_000_000),
+            TimeZone::Utc,
+        );
+        let late = label(
+            UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            TimeZone::Utc,
+        );
+        let a = segment("app", 9, &late);
+        let b = segment("app", 10, &early);
+        let c = compressed("app", 11, &early);
+        assert!(a < b && b < c);
+        assert_ne!(segment("app", 0, &early), active("app"));
+    }
+
+    #[test]
+    fn temp_names() {
+        let (p, s) = temp_affixes("app");
+        assert!(is_temp("app", &format!("{p}Xy12ab{s}")));
+        assert!(!is_temp("app", ".app-worker.Xy12ab.tmp"));
+        assert!(!is_temp("app-worker", ".app.Xy12ab.tmp"));
+        assert!(!is_temp("app", "app.log"));
+    }
+}

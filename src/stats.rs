@@ -1,0 +1,138 @@
+//! Counters shared by the callers, the writer thread and the maintenance thread, and the
+//! public snapshot of them.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// A snapshot of a sink's counters, from [`FileSinkGuard::stats`](crate::FileSinkGuard::stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Records handed to the operating system, the sink's own records (drop and recovery
+    /// reports) included.
+    pub records_written: u64,
+    /// Of those, the sink's own records.
+    pub internal_records: u64,
+    /// Events dropped by the overflow policy (or because the sink was shut down).
+    pub events_dropped: u64,
+    /// Bytes handed to the operating system.
+    pub bytes_written: u64,
+    /// Failed write, fsync, rename or open calls of the writer thread.
+    pub write_errors: u64,
+    /// Events whose formatting failed or panicked (a record saying so was written instead).
+    pub format_errors: u64,
+    /// The most events seen waiting in the queue at once.
+    pub queue_high_water: u64,
+    /// The most bytes seen waiting in the queue at once.
+    pub queue_bytes_high_water: u64,
+    /// `fsync` calls made on log files and the directory.
+    pub fsyncs: u64,
+    /// Finished segments created by rotation.
+    pub rotations: u64,
+    /// Segments compressed.
+    pub segments_compressed: u64,
+    /// Compression attempts that failed (the plain segment was kept).
+    pub compression_failures: u64,
+    /// Finished segments waiting to be compressed.
+    pub compression_backlog: u64,
+    /// Finished segments deleted by retention.
+    pub segments_pruned: u64,
+    /// Bytes of this sink's files on disk (active file and finished segments), as of the
+    /// last maintenance pass.
+    pub bytes_on_disk: u64,
+    /// Repairs made at startup (temp files removed, torn tails trimmed, segments adopted).
+    pub recovery_actions: u64,
+    /// Times the active file was reopened (on request or because it was moved away).
+    pub reopens: u64,
+}
+
+pub(crate) const HEALTHY: u8 = 0;
+pub(crate) const FAILING: u8 = 1;
+pub(crate) const EXITED: u8 = 2;
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) records_written: AtomicU64,
+    pub(crate) internal_records: AtomicU64,
+    pub(crate) events_dropped: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+    pub(crate) format_errors: AtomicU64,
+    pub(crate) queue_high_water: AtomicU64,
+    pub(crate) queue_bytes_high_water: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) rotations: AtomicU64,
+    pub(crate) segments_compressed: AtomicU64,
+    pub(crate) compression_failures: AtomicU64,
+    pub(crate) compression_backlog: AtomicU64,
+    pub(crate) segments_pruned: AtomicU64,
+    pub(crate) bytes_on_disk: AtomicU64,
+    pub(crate) recovery_actions: AtomicU64,
+    pub(crate) reopens: AtomicU64,
+    /// HEALTHY, FAILING (the writer holds data it cannot write) or EXITED.
+    pub(crate) writer_state: AtomicU8,
+    pub(crate) last_error: Mutex<Option<Error>>,
+    stderr_gate: Mutex<Option<Instant>>,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            records_written: self.records_written.load(Relaxed),
+            internal_records: self.internal_records.load(Relaxed),
+            events_dropped: self.events_dropped.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            write_errors: self.write_errors.load(Relaxed),
+            format_errors: self.format_errors.load(Relaxed),
+            queue_high_water: self.queue_high_water.load(Relaxed),
+            queue_bytes_high_water: self.queue_bytes_high_water.load(Relaxed),
+            fsyncs: self.fsyncs.load(Relaxed),
+            rotations: self.rotations.load(Relaxed),
+            segments_compressed: self.segments_compressed.load(Relaxed),
+            compression_failures: self.compression_failures.load(Relaxed),
+            compression_backlog: self.compression_backlog.load(Relaxed),
+            segments_pruned: self.segments_pruned.load(Relaxed),
+            bytes_on_disk: self.bytes_on_disk.load(Relaxed),
+            recovery_actions: self.recovery_actions.load(Relaxed),
+            reopens: self.reopens.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn raise(counter: &AtomicU64, value: u64) {
+        counter.fetch_max(value, Relaxed);
+    }
+
+    /// Records an error of a background thread (the caller counts it): kept for the next
+    /// `flush()`/`sync()`/`shutdown()`, and reported on stderr at most once a minute.
+    pub(crate) fn error(&self, err: Error) {
+        self.report(&err);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+    }
+
+    /// Reports on stderr, at most once a minute, without keeping the error.
+    pub(crate) fn report(&self, err: &Error) {
+        let mut gate = self.stderr_gate.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if gate.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+            *gate = Some(now);
+            eprintln!("tracing-filesink: {err} (further errors are counted in stats(), reported at most once a minute)");
+        }
+    }
+
+    pub(crate) fn take_error(&self) -> Option<Error> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub(crate) fn peek_error(&self) -> Option<Error> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}

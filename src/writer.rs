@@ -1,0 +1,677 @@
+//! The writer thread: drain the queue, write batches into the active file, rotate,
+//! acknowledge flushes, survive I/O errors.
+//!
+//! Batching: everything available is copied into one buffer and handed to the kernel with one
+//! `write(2)` (more only past [`BATCH_BYTES`]), so under load each write carries tens or
+//! hundreds of KiB. When the queue is empty, whatever is buffered is written at once.
+//!
+//! Sleeping: after the queue goes empty the writer naps [`NAP`] at a time without asking to be
+//! woken, so callers logging every millisecond or so never pay a futex wake-up. Only after
+//! [`DEEP_SLEEP_AFTER`] of idleness does it set `sleeping` and park until a caller, a timer
+//! (time rotation, periodic fsync) or a control message wakes it.
+
+use std::io::{self, Write as _};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, TryRecvError};
+use tracing::Level;
+
+use crate::builder::Config;
+use crate::error::Error;
+use crate::queue::{Control, Msg, Queue};
+use crate::segment::{self, Active};
+use crate::stats::{Counters, EXITED, FAILING, HEALTHY};
+
+/// When the writer fsyncs the active file. Finalization (rotation) always fsyncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Fsync {
+    /// Leave it to the kernel (the default); `guard.sync()` fsyncs on demand.
+    #[default]
+    Never,
+    /// At most this long after a write.
+    Every(Duration),
+    /// After every batch holding a record at this level or more severe (`Level::ERROR` syncs
+    /// batches with errors).
+    OnLevel(Level),
+    /// After every batch.
+    Always,
+}
+
+impl Fsync {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match self {
+            Fsync::Every(d) if d.is_zero() => Err("Fsync::Every needs a non-zero interval".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Past this many buffered bytes the writer writes before draining more.
+pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+const NAP: Duration = Duration::from_millis(1);
+const DEEP_SLEEP_AFTER: u32 = 50;
+const DEEP_SLEEP_MAX: Duration = Duration::from_secs(1);
+const IDENTITY_CHECK_EVERY: Duration = Duration::from_secs(1);
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Where the maintenance thread (compression, retention) is told about new segments.
+pub(crate) type Notify = Option<crossbeam_channel::Sender<()>>;
+
+pub(crate) struct Writer {
+    cfg: Arc<Config>,
+    queue: Arc<Queue>,
+    rx: Receiver<Msg>,
+    active: Option<Active>,
+    next_seq: u64,
+    /// Records not yet handed to the kernel.
+    buf: Vec<u8>,
+    buf_records: u64,
+    buf_internal: u64,
+    buf_urgent: bool,
+    /// Drops already reported in the log.
+    drops_reported: u64,
+    /// Data written since the last fsync.
+    dirty: bool,
+    dir_dirty: bool,
+    last_write: Option<Instant>,
+    next_boundary: Option<SystemTime>,
+    next_identity_check: Instant,
+    failure: Option<Failure>,
+    notify: Notify,
+    idle_naps: u32,
+    /// Messages for the log that could not be written yet (recovery reports).
+    pending_notes: Vec<(String, Vec<(&'static str, u64)>)>,
+}
+
+struct Failure {
+    backoff: Duration,
+    retry_at: Instant,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        cfg: Arc<Config>,
+        queue: Arc<Queue>,
+        rx: Receiver<Msg>,
+        active: Active,
+        next_seq: u64,
+        notify: Notify,
+        notes: Vec<(String, Vec<(&'static str, u64)>)>,
+    ) -> Writer {
+        let next_boundary = cfg.rotation.next_boundary(active.opened, cfg.time_zone);
+        Writer {
+            cfg,
+            queue,
+            rx,
+            active: Some(active),
+            next_seq,
+            buf: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+            buf_records: 0,
+            buf_internal: 0,
+            buf_urgent: false,
+            drops_reported: 0,
+            dirty: false,
+            dir_dirty: false,
+            last_write: None,
+            next_boundary,
+            next_identity_check: Instant::now() + IDENTITY_CHECK_EVERY,
+            failure: None,
+            notify,
+            idle_naps: 0,
+            pending_notes: notes,
+        }
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.queue.counters
+    }
+
+    fn now(&self) -> SystemTime {
+        self.cfg.formatter.now()
+    }
+
+    /// The most the writer buffers while it cannot write; past it, the queue fills and the
+    /// overflow policy applies.
+    fn buf_limit(&self) -> usize {
+        self.queue.max_bytes().max(BATCH_BYTES)
+    }
+
+    pub(crate) fn run(mut self) {
+        self.queue.set_writer(std::thread::current());
+        // A rotation owed since before the start (a period that ended while we were down).
+        if self.boundary_passed() {
+            let _ = self.rotate();
+        }
+        for (msg, fields) in std::mem::take(&mut self.pending_notes) {
+            self.note(Level::WARN, &msg, &fields);
+        }
+        loop {
+            let mut progressed = false;
+            let depth = self.rx.len() as u64;
+            Counters::raise(&self.counters().queue_high_water, depth);
+            Counters::raise(
+                &self.counters().queue_bytes_high_water,
+                self.queue.queued_bytes() as u64,
+            );
+            let mut freed = 0usize;
+            while self.buf.len() < self.buf_limit() {
+                match self.rx.try_recv() {
+                    Ok(Msg::Record(rec, urgent)) => {
+                        freed += rec.len();
+                        self.append(&rec, urgent, false);
+                        progressed = true;
+                    }
+                    Ok(Msg::Control(c)) => {
+                        self.queue.release(std::mem::take(&mut freed));
+                        progressed = true;
+                        if self.control(c) {
+                            self.exit();
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        // Every sender is gone: the layer and the guard were dropped.
+                        self.queue.release(freed);
+                        let deadline = Instant::now() + self.cfg.shutdown_timeout;
+                        self.drain_out(deadline);
+                        let _ = self.finish_sync();
+                        self.counters()
+                            .writer_state
+                            .store(EXITED, Ordering::Release);
+                        return;
+                    }
+                }
+            }
+            self.queue.release(freed);
+            self.report_drops();
+            self.write_out();
+            self.timers();
+            if progressed {
+                self.idle_naps = 0;
+            } else {
+                self.idle();
+            }
+        }
+    }
+
+    /// Adds one record to the batch, rotating first if it would overflow the size limit.
+    fn append(&mut self, rec: &[u8], urgent: bool, internal: bool) {
+        let size = self.active.as_ref().map_or(0, |a| a.size);
+        if self.failure.is_none()
+            && self
+                .cfg
+                .rotation
+                .size_exceeded(size + self.buf.len() as u64, rec.len() as u64)
+            && self.write_out()
+        {
+            let _ = self.rotate();
+        }
+        self.buf.extend_from_slice(rec);
+        self.buf_records += 1;
+        if internal {
+            self.buf_internal += 1;
+        }
+        self.buf_urgent |= urgent;
+        if self.buf.len() >= BATCH_BYTES {
+            self.write_out();
+        }
+    }
+
+    /// Writes a record of the sink's own into the batch.
+    fn note(&mut self, level: Level, message: &str, fields: &[(&str, u64)]) {
+        let mut rec = Vec::with_capacity(160);
+        self.cfg
+            .formatter
+            .internal_record(&mut rec, level, message, fields);
+        self.append(
+            &rec,
+            level <= Level::WARN && self.cfg.urgent_level().is_some_and(|l| level <= l),
+            true,
+        );
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self.counters().events_dropped.load(Ordering::Relaxed);
+        if dropped > self.drops_reported && self.buf.len() < self.buf_limit() {
+            let n = dropped - self.drops_reported;
+            self.drops_reported = dropped;
+            self.note(Level::WARN, "events dropped", &[("dropped", n)]);
+        }
+    }
+
+    /// Hands the batch to the kernel. Returns true when nothing is left buffered.
+    fn write_out(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        if let Some(f) = &self.failure {
+            if Instant::now() < f.retry_at {
+                return false;
+            }
+        }
+        if self.active.is_none() && !self.reopen_after_failure() {
+            return false;
+        }
+        let Some(active) = self.active.as_mut() else {
+            return false;
+        };
+        let mut written = 0;
+        let result = loop {
+            if written == self.buf.len() {
+                break Ok(());
+            }
+            match active.file.write(&self.buf[written..]) {
+                Ok(0) => break Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
+                Ok(n) => {
+                    written += n;
+                    active.size += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if written > 0 {
+            self.dirty = true;
+            self.last_write = Some(Instant::now());
+            self.counters()
+                .bytes_written
+                .fetch_add(written as u64, Ordering::Relaxed);
+        }
+        match result {
+            Ok(()) => {
+                self.counters()
+                    .records_written
+                    .fetch_add(self.buf_records, Ordering::Relaxed);
+                self.counters()
+                    .internal_records
+                    .fetch_add(self.buf_internal, Ordering::Relaxed);
+                self.buf.clear();
+                self.buf_records = 0;
+                self.buf_internal = 0;
+                if self.failure.take().is_some() {
+                    self.counters()
+                        .writer_state
+                        .store(HEALTHY, Ordering::Release);
+                }
+                let urgent = std::mem::take(&mut self.buf_urgent);
+                if urgent || self.cfg.fsync == Fsync::Always {
+                    let _ = self.sync_active();
+                }
+                true
+            }
+            Err(e) => {
+                // Keep the unwritten rest: the retry completes a partly written line.
+                let done = &self.buf[..written];
+                let lines = done.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.counters()
+                    .records_written
+                    .fetch_add(lines, Ordering::Relaxed);
+                self.buf_records = self.buf_records.saturating_sub(lines);
+                self.buf.drain(..written);
+                let path = self.cfg.active_path.clone();
+                self.fail(Error::io("write", &path, e));
+                false
+            }
+        }
+    }
+
+    fn fail(&mut self, err: Error) {
+        self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
+        self.counters().error(err);
+        let backoff = match &self.failure {
+            Some(f) => (f.backoff * 2).min(BACKOFF_MAX),
+            None => BACKOFF_MIN,
+        };
+        // Jitter of up to a quarter, so sinks on one sick disk do not retry in lockstep.
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0) as u64;
+        let jitter = Duration::from_nanos(nanos % (backoff.as_nanos() as u64 / 4 + 1));
+        self.failure = Some(Failure {
+            backoff,
+            retry_at: Instant::now() + backoff + jitter,
+        });
+        self.counters()
+            .writer_state
+            .store(FAILING, Ordering::Release);
+    }
+
+    /// fsync of the active file, and of the directory when its entries changed. A failed
+    /// fsync is never retried as if the data were then safe: the segment is finished as it is
+    /// and a new one started.
+    fn sync_active(&mut self) -> Result<(), Error> {
+        let Some(active) = self.active.as_mut() else {
+            return Err(self
+                .counters()
+                .peek_error()
+                .unwrap_or_else(Error::shut_down));
+        };
+        if self.dirty {
+            self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = active.file.sync() {
+                let err = Error::io("fsync", &self.cfg.active_path, e);
+                self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters().error(err.clone());
+                self.dirty = false;
+                let _ = self.finish_segment(false);
+                return Err(err);
+            }
+            self.dirty = false;
+        }
+        if self.dir_dirty {
+            self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            self.cfg
+                .fs
+                .sync_dir(&self.cfg.dir)
+                .map_err(|e| Error::io("fsync directory", &self.cfg.dir, e))?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    fn boundary_passed(&self) -> bool {
+        self.next_boundary.is_some_and(|b| self.now() >= b)
+    }
+
+    /// Rotation: only between records, with the batch written out first.
+    fn rotate(&mut self) -> Result<(), Error> {
+        if !self.write_out() {
+            return Err(self
+                .counters()
+                .peek_error()
+                .unwrap_or_else(|| Error::timed_out("writing before rotation")));
+        }
+        let empty = self.active.as_ref().is_none_or(|a| a.size == 0);
+        if empty {
+            // Nothing to finish: just move the time anchor.
+            let now = self.now();
+            if let Some(a) = self.active.as_mut() {
+                a.opened = now;
+            }
+            self.next_boundary = self.cfg.rotation.next_boundary(now, self.cfg.time_zone);
+            return Ok(());
+        }
+        self.finish_segment(true)
+    }
+
+    /// Finalizes the active file into a segment and opens a new one.
+    fn finish_segment(&mut self, sync_first: bool) -> Result<(), Error> {
+        let Some(mut active) = self.active.take() else {
+            return Ok(());
+        };
+        if sync_first && self.dirty {
+            self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = active.file.sync() {
+                // Finished as it is; the error is reported, never retried as if safe.
+                let err = Error::io("fsync", &self.cfg.active_path, e);
+                self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters().error(err);
+            }
+        }
+        self.dirty = false;
+        let now = self.now();
+        // The segment's start may not be after its end, even when the clock went backwards.
+        let opened = active.opened;
+        match segment::rename_to_segment(&self.cfg, opened, &mut self.next_seq) {
+            Ok(_) => {
+                self.counters().rotations.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = &self.notify {
+                    let _ = n.try_send(());
+                }
+            }
+            Err(e) => {
+                self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters().error(e.clone());
+                // Keep writing where we were rather than lose the file.
+                self.active = Some(active);
+                self.next_boundary = self.cfg.rotation.next_boundary(now, self.cfg.time_zone);
+                return Err(e);
+            }
+        }
+        drop(active);
+        match segment::create_active(&self.cfg, now) {
+            Ok(a) => {
+                self.active = Some(a);
+                self.dir_dirty = true;
+                self.next_boundary = self.cfg.rotation.next_boundary(now, self.cfg.time_zone);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters().error(e.clone());
+                self.next_boundary = self.cfg.rotation.next_boundary(now, self.cfg.time_zone);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens `<stem>.log` again (it was moved away, deleted, or never reopened after an error),
+    /// recreating the directory if needed.
+    fn reopen(&mut self) -> Result<(), Error> {
+        if !self.write_out() {
+            return Err(self
+                .counters()
+                .peek_error()
+                .unwrap_or_else(|| Error::timed_out("writing before reopen")));
+        }
+        if let Some(mut old) = self.active.take() {
+            if self.dirty {
+                let _ = old.file.sync();
+                self.dirty = false;
+            }
+        }
+        self.open_fresh()
+    }
+
+    fn open_fresh(&mut self) -> Result<(), Error> {
+        let cfg = self.cfg.clone();
+        if let Err(e) = cfg.fs.create_dir_all(&cfg.dir, cfg.dir_mode) {
+            let err = Error::io("create directory", &cfg.dir, e);
+            self.counters().error(err.clone());
+            return Err(err);
+        }
+        let now = self.now();
+        match segment::open_active(&cfg, now) {
+            Ok((a, _)) => {
+                self.active = Some(a);
+                self.dir_dirty = true;
+                self.counters().reopens.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters().error(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn reopen_after_failure(&mut self) -> bool {
+        self.open_fresh().is_ok()
+    }
+
+    /// Time rotation, periodic fsync, and the check that `<stem>.log` is still our file.
+    fn timers(&mut self) {
+        if self.boundary_passed() && self.buf.is_empty() {
+            let _ = self.rotate();
+        }
+        if let (Fsync::Every(d), Some(t)) = (self.cfg.fsync, self.last_write) {
+            if self.dirty && t.elapsed() >= d {
+                let _ = self.sync_active();
+            }
+        }
+        let now = Instant::now();
+        if now >= self.next_identity_check {
+            self.next_identity_check = now + IDENTITY_CHECK_EVERY;
+            self.check_identity();
+        }
+    }
+
+    fn check_identity(&mut self) {
+        let Some(active) = &self.active else {
+            return;
+        };
+        let moved = match self.cfg.fs.identity(&self.cfg.active_path) {
+            Ok(id) => id != active.identity,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        };
+        if moved {
+            let _ = self.reopen();
+        }
+    }
+
+    fn idle(&mut self) {
+        if let Some(f) = &self.failure {
+            let wait = f
+                .retry_at
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
+            std::thread::park_timeout(wait.max(NAP));
+            return;
+        }
+        if self.idle_naps < DEEP_SLEEP_AFTER {
+            self.idle_naps += 1;
+            std::thread::park_timeout(NAP);
+            return;
+        }
+        // Deep sleep: announce it, then re-check the queue (pairs with the caller's fence).
+        self.queue.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if !self.rx.is_empty() {
+            self.queue.sleeping.store(false, Ordering::SeqCst);
+            return;
+        }
+        let mut wait = DEEP_SLEEP_MAX;
+        if let Some(b) = self.next_boundary {
+            let until = b.duration_since(self.now()).unwrap_or(Duration::ZERO);
+            wait = wait.min(until);
+        }
+        if self.cfg.formatter.clock.is_manual() {
+            wait = wait.min(Duration::from_millis(5));
+        }
+        if let (Fsync::Every(d), Some(t)) = (self.cfg.fsync, self.last_write) {
+            if self.dirty {
+                wait = wait.min(d.saturating_sub(t.elapsed()));
+            }
+        }
+        std::thread::park_timeout(wait);
+        self.queue.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// Handles a control message; returns true when the writer must exit.
+    fn control(&mut self, c: Control) -> bool {
+        match c {
+            Control::Flush { sync, ack } => {
+                let written = self.write_out();
+                if written && self.boundary_passed() {
+                    let _ = self.rotate();
+                }
+                let res = if !written {
+                    Err(self
+                        .counters()
+                        .peek_error()
+                        .unwrap_or_else(|| Error::timed_out("flush")))
+                } else if sync {
+                    self.sync_active().and_then(|()| self.take_error())
+                } else {
+                    self.take_error()
+                };
+                let _ = ack.send(res);
+                false
+            }
+            Control::Rotate(ack) => {
+                let res = self.rotate();
+                let _ = ack.send(res);
+                false
+            }
+            Control::Reopen(ack) => {
+                let res = self.reopen();
+                let _ = ack.send(res);
+                false
+            }
+            Control::Shutdown { deadline, ack } => {
+                self.drain_out(deadline);
+                let res = if self.buf.is_empty() {
+                    self.finish_sync().and_then(|()| self.take_error())
+                } else {
+                    Err(self
+                        .counters()
+                        .peek_error()
+                        .unwrap_or_else(|| Error::timed_out("shutdown")))
+                };
+                let _ = ack.send(res);
+                true
+            }
+        }
+    }
+
+    fn take_error(&self) -> Result<(), Error> {
+        match self.counters().take_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes everything still queued and writes it, retrying a sick disk until `deadline`.
+    fn drain_out(&mut self, deadline: Instant) {
+        loop {
+            let mut freed = 0;
+            while self.buf.len() < self.buf_limit() {
+                match self.rx.try_recv() {
+                    Ok(Msg::Record(rec, urgent)) => {
+                        freed += rec.len();
+                        self.append(&rec, urgent, false);
+                    }
+                    Ok(Msg::Control(Control::Flush { ack, .. }))
+                    | Ok(Msg::Control(Control::Rotate(ack)))
+                    | Ok(Msg::Control(Control::Reopen(ack)))
+                    | Ok(Msg::Control(Control::Shutdown { ack, .. })) => {
+                        let _ = ack.send(Err(Error::shut_down()));
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.queue.release(freed);
+            self.report_drops();
+            let done = self.write_out();
+            if done && self.rx.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            if !done {
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
+        }
+    }
+
+    fn finish_sync(&mut self) -> Result<(), Error> {
+        if self.active.is_some() {
+            self.sync_active()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn exit(&mut self) {
+        self.counters()
+            .writer_state
+            .store(EXITED, Ordering::Release);
+        // Callers blocked on a full channel see the state change on their next slice; anything
+        // they still manage to enqueue is counted as dropped by nobody, so refuse it now.
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Msg::Record(rec, _) = msg {
+                self.queue.release(rec.len());
+                self.counters()
+                    .events_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
