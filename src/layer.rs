@@ -15,6 +15,48 @@ use crate::builder::Config;
 use crate::format::{Formatter, SpanFields};
 use crate::queue::Queue;
 
+/// Formats exactly like [`FileSinkLayer`] and discards the bytes: the formatting floor that
+/// `benches/compare.rs` compares against. Not part of the supported API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct FormatOnlyLayer {
+    fmt: Formatter,
+}
+
+#[doc(hidden)]
+pub fn format_only_layer() -> FormatOnlyLayer {
+    let fmt = Formatter {
+        format: crate::Format::Json,
+        timestamper: crate::format::timestamp::Timestamper::new(
+            crate::TimeZone::Utc,
+            &crate::TimeFormat::rfc3339_micros(),
+        ),
+        clock: crate::clock::Clock::System,
+    };
+    FormatOnlyLayer { fmt }
+}
+
+impl<S> Layer<S> for FormatOnlyLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(self.fmt.new_span_fields(attrs));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let _ = BUF.try_with(|cell| {
+            if let Ok(mut buf) = cell.try_borrow_mut() {
+                buf.clear();
+                self.fmt.format_event(&mut buf, event, &ctx);
+                std::hint::black_box(buf.as_slice());
+            }
+        });
+    }
+}
+
 /// The [`Layer`] that writes events to the sink. `Send + Sync`; works with per-layer filters
 /// (`layer.with_filter(LevelFilter::INFO)`), and events a filter rejects never reach it.
 pub struct FileSinkLayer {

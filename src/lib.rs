@@ -89,6 +89,12 @@ pub use rotate::Rotation;
 pub use stats::Stats;
 pub use writer::Fsync;
 
+/// Hooks for this crate's benchmarks; not part of the supported API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::layer::{format_only_layer, FormatOnlyLayer};
+}
+
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
