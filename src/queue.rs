@@ -141,14 +141,15 @@ impl Queue {
             self.dropped();
             return;
         }
-        let msg = Msg::Record(record, urgent);
-        let sent = match self.overflow {
-            Overflow::Drop => match self.tx.try_send(msg) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        // Fast path for every policy: room in the channel, no clock read, no waiting.
+        let sent = match self.tx.try_send(Msg::Record(record, urgent)) {
+            Ok(()) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Full(msg)) => match self.overflow {
+                Overflow::Drop => false,
+                Overflow::Block => self.send_blocking(msg, None).is_ok(),
+                Overflow::BlockFor(d) => self.send_blocking(msg, Some(Instant::now() + d)).is_ok(),
             },
-            Overflow::Block => self.send_blocking(msg, None).is_ok(),
-            Overflow::BlockFor(d) => self.send_blocking(msg, Some(Instant::now() + d)).is_ok(),
         };
         if !sent {
             self.release(len);

@@ -35,17 +35,28 @@ pub(crate) fn format_event<S>(
     out.extend_from_slice(b"},\"target\":\"");
     json_escape_into(out, meta.target());
     out.push(b'"');
-    if let Some(leaf) = ctx.event_span(event) {
+    // As fmt's JSON does: `span` is the explicit parent or else the current span, `spans` is
+    // always the current span's scope.
+    let explicit = event.parent().and_then(|id| ctx.span(id));
+    let has_explicit = explicit.is_some();
+    if let Some(leaf) = explicit.or_else(|| ctx.lookup_current()) {
         out.extend_from_slice(b",\"span\":");
         write_span(out, &leaf);
         out.extend_from_slice(b",\"spans\":[");
+        let current = if has_explicit {
+            ctx.lookup_current()
+        } else {
+            Some(leaf)
+        };
         let mut first = true;
-        for span in leaf.scope().from_root() {
-            if !first {
-                out.push(b',');
+        if let Some(current) = current {
+            for span in current.scope().from_root() {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                write_span(out, &span);
             }
-            first = false;
-            write_span(out, &span);
         }
         out.push(b']');
     }
