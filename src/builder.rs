@@ -48,6 +48,7 @@ impl FileSink {
             retention: Retention::keep_all(),
             fsync: Fsync::Never,
             flush_on_panic: false,
+            flush_on_exit: false,
             clock: Clock::System,
             fs: Arc::new(RealFs),
         }
@@ -75,6 +76,7 @@ impl FileSink {
 /// | [`retention`](Builder::retention) | [`Retention::keep_all()`] |
 /// | [`fsync`](Builder::fsync) | [`Fsync::Never`] (finalization always fsyncs) |
 /// | [`flush_on_panic`](Builder::flush_on_panic) | `false` |
+/// | [`flush_on_exit`](Builder::flush_on_exit) | `false` |
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct Builder {
@@ -96,6 +98,7 @@ pub struct Builder {
     retention: Retention,
     fsync: Fsync,
     flush_on_panic: bool,
+    flush_on_exit: bool,
     clock: Clock,
     fs: Arc<dyn Fs>,
 }
@@ -119,6 +122,7 @@ pub(crate) struct Config {
     pub(crate) retention: Retention,
     pub(crate) fsync: Fsync,
     pub(crate) flush_on_panic: bool,
+    pub(crate) flush_on_exit: bool,
     pub(crate) time_zone: TimeZone,
     pub(crate) formatter: Formatter,
     pub(crate) fs: Arc<dyn Fs>,
@@ -241,6 +245,15 @@ impl Builder {
         self
     }
 
+    /// Flush and fsync what was logged when the process ends through `std::process::exit`
+    /// (which runs no destructors, so the guard is never dropped), from an `atexit` handler,
+    /// waiting at most the shutdown timeout. Nothing can flush on `abort()` (also
+    /// `panic = "abort"`), `_exit` or a fatal signal. Default: `false`.
+    pub fn flush_on_exit(mut self, yes: bool) -> Self {
+        self.flush_on_exit = yes;
+        self
+    }
+
     /// Reads the wall clock from `clock` instead of the system: the seam for testing time
     /// rotation without sleeping.
     #[cfg(feature = "test-util")]
@@ -341,6 +354,7 @@ impl Builder {
             retention: self.retention,
             fsync: self.fsync,
             flush_on_panic: self.flush_on_panic,
+            flush_on_exit: self.flush_on_exit,
             time_zone: self.time_zone,
             fs: self.fs,
         })

@@ -107,6 +107,9 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     if cfg.flush_on_panic {
         install_panic_hook(Arc::downgrade(&queue), cfg.shutdown_timeout);
     }
+    if cfg.flush_on_exit {
+        crate::exit_hook::register(Arc::downgrade(&queue), cfg.shutdown_timeout);
+    }
     Ok((queue, guard))
 }
 
@@ -136,10 +139,15 @@ fn install_panic_hook(queue: Weak<Queue>, timeout: Duration) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Some(q) = queue.upgrade() {
-            let _ = control(&q, timeout, |ack| Control::Flush { sync: true, ack });
+            let _ = flush_queue(&q, timeout, true);
         }
         previous(info);
     }));
+}
+
+/// Flush (and with `sync`, fsync) through the queue, waiting at most `timeout`.
+pub(crate) fn flush_queue(queue: &Queue, timeout: Duration, sync: bool) -> Result<(), Error> {
+    control(queue, timeout, |ack| Control::Flush { sync, ack })
 }
 
 /// Sends a control message and waits for its answer, never longer than `timeout`.

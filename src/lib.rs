@@ -52,7 +52,7 @@
 //! `<stem>.<10-digit sequence>.<start time>.log[.gz]`, which sort in write order as plain
 //! strings. See `docs/design.md`.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -60,6 +60,7 @@ mod builder;
 mod clock;
 mod compress;
 mod error;
+mod exit_hook;
 mod format;
 mod fs;
 mod guard;
