@@ -42,7 +42,8 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(self.fmt.new_span_fields(attrs));
+            span.extensions_mut()
+                .insert(self.fmt.new_span_fields(attrs));
         }
     }
 
