@@ -115,7 +115,9 @@ impl Writer {
             buf_urgent: false,
             drops_reported: 0,
             dirty: false,
-            dir_dirty: false,
+            // The active file may have just been created: its directory entry is not durable
+            // until the directory is fsynced, so the first sync() must do that too.
+            dir_dirty: true,
             last_write: None,
             next_boundary,
             next_identity_check: Instant::now() + IDENTITY_CHECK_EVERY,
