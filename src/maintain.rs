@@ -175,6 +175,7 @@ pub(crate) fn pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             let Some(s) = scan.segments.get(&seq) else {
                 continue;
             };
+            let mut all_removed = true;
             for (present, file) in [
                 (s.plain.is_some(), name::segment(&cfg.stem, seq, &s.label)),
                 (s.gz.is_some(), name::compressed(&cfg.stem, seq, &s.label)),
@@ -185,8 +186,15 @@ pub(crate) fn pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
                 let p = cfg.path(&file);
                 match cfg.fs.remove(&p) {
                     Ok(()) => removed_any = true,
-                    Err(e) => c.report(&Error::io("remove old segment", &p, e)),
+                    // Kept for the next flush()/sync(), like the writer's errors.
+                    Err(e) => {
+                        all_removed = false;
+                        c.error(Error::io("remove old segment", &p, e));
+                    }
                 }
+            }
+            if !all_removed {
+                continue;
             }
             if let Some(i) = infos.iter().find(|i| i.seq == seq) {
                 on_disk -= i.bytes;
@@ -195,7 +203,7 @@ pub(crate) fn pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
         }
         if removed_any {
             if let Err(e) = cfg.fs.sync_dir(&cfg.dir) {
-                c.report(&Error::io("fsync directory", &cfg.dir, e));
+                c.error(Error::io("fsync directory", &cfg.dir, e));
             }
         }
     }
