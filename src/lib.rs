@@ -61,6 +61,8 @@ mod clock;
 mod compress;
 mod error;
 mod exit_hook;
+#[cfg(test)]
+mod fault;
 mod format;
 mod fs;
 mod guard;
