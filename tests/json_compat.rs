@@ -1,0 +1,320 @@
+//! The JSON format is `tracing_subscriber::fmt::layer().json()`'s, key by key and value by
+//! value: both layers sit on one registry and see the very same events (nested spans, fields
+//! of every type, `span.record()` updates, explicit parents), and every line is compared as a
+//! `serde_json::Value` (timestamps aside) and by the order of its keys at every level.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tracing::field::Empty;
+use tracing_filesink::FileSink;
+use tracing_subscriber::prelude::*;
+
+/// A `MakeWriter` collecting fmt's output in memory.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Wrapped(std::io::Error);
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "wrapped: {}", self.0)
+    }
+}
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Point {
+    x: i32,
+    label: &'static str,
+}
+
+/// The events both layers see.
+fn log_events() {
+    let err = Wrapped(std::io::Error::other("disk on fire"));
+    tracing::info!("plain message");
+    tracing::warn!(answer = 42, "with a field");
+    tracing::error!(only = "fields", ok = false);
+    tracing::debug!(
+        s = "str",
+        i = -7i64,
+        small = 3i64,
+        u = u64::MAX,
+        f = 2.5f64,
+        third = 1.0f64 / 3.0,
+        whole = 10.0f64,
+        nan = f64::NAN,
+        inf = f64::INFINITY,
+        neg_inf = f64::NEG_INFINITY,
+        neg_zero = -0.0f64,
+        tiny = 1e-300f64,
+        huge = 1.5e300f64,
+        b = true,
+        dbg = ?vec![Some(1), None],
+        point = ?Point { x: -3, label: "a \"quoted\" label" },
+        disp = %"display \"quoted\" \\ text",
+        err = &err as &(dyn std::error::Error + 'static),
+        i128v = i128::MIN,
+        u128v = u128::MAX,
+        bytes = &b"\x00\xffab"[..],
+        "all types {} {:?}",
+        1,
+        "two"
+    );
+    tracing::trace!(target: "custom::target", "targeted");
+    tracing::info!(dup = 1, dup = "two", "duplicate field names");
+    tracing::info!(r#type = "raw identifier", "raw identifier");
+    tracing::info!(message = "message as a field", extra = 1);
+    tracing::info!("escapes: \" \\ \t \n \r \x1b é ✓ 😀 \u{7f} \u{85} \u{2028}");
+
+    let outer = tracing::info_span!(
+        "outer",
+        a = 1u64,
+        s = "x",
+        late = Empty,
+        f = 1.5,
+        nan = f64::NAN,
+        b = true,
+        d = ?(1, "two"),
+        p = %"disp",
+        bytes = &b"ab"[..],
+        big = i128::MAX,
+    );
+    let entered = outer.enter();
+    tracing::info!("in outer");
+    let inner = tracing::debug_span!("inner", z = -1i64, a = "shadows outer's a");
+    inner.in_scope(|| tracing::info!(k = "v", "in inner"));
+    outer.record("late", "recorded later");
+    outer.record("a", 2u64);
+    inner.record("z", 5u64);
+    inner.in_scope(|| {
+        let empty = tracing::trace_span!(target: "other::target", "empty");
+        empty.in_scope(|| tracing::info!("three deep, empty leaf"));
+        let blank = tracing::info_span!("blank", later = Empty);
+        blank.record("later", "first value of a span without fields");
+        blank.record(
+            "later",
+            tracing::field::debug(Point {
+                x: 1,
+                label: "second",
+            }),
+        );
+        blank.in_scope(|| tracing::warn!("after two records"));
+    });
+    let detached = tracing::info_span!("detached", id = 9);
+    tracing::info!(parent: &detached, "explicit parent while outer is current");
+    tracing::info!(parent: None, "explicit root while outer is current");
+    drop(entered);
+    tracing::info!(parent: &detached, "explicit parent, no current span");
+    tracing::error!("no span at all");
+}
+
+/// Keys of every object in document order, as paths (`/fields/message`, `/spans/0/name`).
+/// serde_json's `Value` forgets key order and duplicates; this keeps both.
+fn key_paths(json: &str) -> Vec<String> {
+    struct P<'a> {
+        b: &'a [u8],
+        i: usize,
+        out: Vec<String>,
+    }
+    impl P<'_> {
+        fn ws(&mut self) {
+            while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
+                self.i += 1;
+            }
+        }
+        fn string(&mut self) -> String {
+            let start = self.i;
+            self.i += 1;
+            while self.b[self.i] != b'"' {
+                self.i += if self.b[self.i] == b'\\' { 2 } else { 1 };
+            }
+            self.i += 1;
+            serde_json::from_slice(&self.b[start..self.i]).unwrap()
+        }
+        fn value(&mut self, path: &str) {
+            self.ws();
+            match self.b[self.i] {
+                b'{' => {
+                    self.i += 1;
+                    loop {
+                        self.ws();
+                        match self.b[self.i] {
+                            b'}' => {
+                                self.i += 1;
+                                return;
+                            }
+                            b',' => self.i += 1,
+                            _ => {
+                                let k = self.string();
+                                let p = format!("{path}/{k}");
+                                self.out.push(p.clone());
+                                self.ws();
+                                assert_eq!(self.b[self.i], b':');
+                                self.i += 1;
+                                self.value(&p);
+                            }
+                        }
+                    }
+                }
+                b'[' => {
+                    self.i += 1;
+                    let mut n = 0;
+                    loop {
+                        self.ws();
+                        match self.b[self.i] {
+                            b']' => {
+                                self.i += 1;
+                                return;
+                            }
+                            b',' => self.i += 1,
+                            _ => {
+                                self.value(&format!("{path}/{n}"));
+                                n += 1;
+                            }
+                        }
+                    }
+                }
+                b'"' => {
+                    self.string();
+                }
+                _ => {
+                    while !matches!(self.b[self.i], b',' | b'}' | b']') {
+                        self.i += 1;
+                    }
+                }
+            }
+        }
+    }
+    let mut p = P {
+        b: json.as_bytes(),
+        i: 0,
+        out: Vec::new(),
+    };
+    p.value("");
+    p.out
+}
+
+/// Runs `log_events` through the sink's layer and fmt's JSON layer at once; returns
+/// (sink lines, fmt lines).
+fn both_outputs(events: fn()) -> (Vec<String>, Vec<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, guard) = FileSink::builder(tmp.path(), "app").build().unwrap();
+    let capture = Capture::default();
+    let c = capture.clone();
+    let fmt = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(move || c.clone());
+    let subscriber = tracing_subscriber::registry().with(layer).with(fmt);
+    tracing::subscriber::with_default(subscriber, events);
+    guard.flush().unwrap();
+    let ours = common::lines(&common::read_active(tmp.path(), "app"), "app.log");
+    let theirs = common::lines(&capture.0.lock().unwrap(), "fmt output");
+    (ours, theirs)
+}
+
+fn without_timestamp(mut v: Value) -> Value {
+    let ts = v
+        .as_object_mut()
+        .unwrap()
+        .remove("timestamp")
+        .expect("a timestamp key");
+    assert!(ts.is_string());
+    v
+}
+
+#[test]
+fn every_line_matches_fmt_json_value_by_value() {
+    let (ours, theirs) = both_outputs(log_events);
+    assert_eq!(ours.len(), theirs.len(), "line counts differ");
+    assert_eq!(ours.len(), 17, "the events were not all logged");
+    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(
+            without_timestamp(common::json(o)),
+            without_timestamp(common::json(t)),
+            "line {i} differs\n ours: {o}\n fmt:  {t}"
+        );
+    }
+}
+
+#[test]
+fn every_line_has_fmt_json_key_order() {
+    let (ours, theirs) = both_outputs(log_events);
+    assert_eq!(ours.len(), theirs.len(), "line counts differ");
+    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        let (ko, kt) = (key_paths(o), key_paths(t));
+        assert_eq!(
+            ko, kt,
+            "line {i}: key order differs\n ours: {o}\n fmt:  {t}"
+        );
+        let top: Vec<&str> = ko
+            .iter()
+            .filter(|k| k.matches('/').count() == 1)
+            .map(String::as_str)
+            .collect();
+        let expected: &[&str] = if top.contains(&"/span") {
+            &[
+                "/timestamp",
+                "/level",
+                "/fields",
+                "/target",
+                "/span",
+                "/spans",
+            ]
+        } else {
+            &["/timestamp", "/level", "/fields", "/target"]
+        };
+        assert_eq!(top, expected, "line {i}: top-level keys: {o}");
+    }
+}
+
+/// The oracle itself is checked: a parser that cannot tell orders apart proves nothing.
+#[test]
+fn key_paths_sees_order_and_duplicates() {
+    assert_eq!(
+        key_paths(r#"{"b":1,"a":{"x":[{"q":"\"}"}]},"a":2}"#),
+        ["/b", "/a", "/a/x", "/a/x/0/q", "/a"]
+    );
+    assert_ne!(key_paths(r#"{"a":1,"b":2}"#), key_paths(r#"{"b":2,"a":1}"#));
+}
+
+/// Timestamps are RFC 3339 UTC with microseconds, as fmt's default timer writes them.
+#[test]
+fn timestamps_have_fmt_shape() {
+    let (ours, theirs) = both_outputs(|| tracing::info!("one"));
+    let shape = |l: &str| {
+        let v = common::json(l);
+        let ts = v["timestamp"].as_str().unwrap().to_string();
+        chrono::DateTime::parse_from_rfc3339(&ts).unwrap_or_else(|e| panic!("{ts}: {e}"));
+        (
+            ts.len(),
+            ts.ends_with('Z'),
+            ts.find('.').map(|i| ts.len() - i),
+        )
+    };
+    assert_eq!(
+        shape(&ours[0]),
+        shape(&theirs[0]),
+        "{} vs {}",
+        ours[0],
+        theirs[0]
+    );
+}
