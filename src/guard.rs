@@ -129,7 +129,18 @@ fn take_lock(cfg: &Config) -> Result<File, Error> {
         .open(&path)
         .map_err(|e| Error::io("open lock file", &path, e))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => {
+            // open(2) applied the umask; give the lock file the exact mode like every other
+            // file. Best effort: a lock file owned by someone else still locks.
+            use std::os::unix::fs::PermissionsExt;
+            if file
+                .metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o7777 != cfg.file_mode)
+            {
+                let _ = file.set_permissions(std::fs::Permissions::from_mode(cfg.file_mode));
+            }
+            Ok(file)
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::locked(&path)),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
     }
