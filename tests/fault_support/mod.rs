@@ -1,0 +1,147 @@
+//! Helpers shared by the fault tests (crash_loop, full_disk, reopen): reading back every file
+//! of a stem with the crash-safety checks, and the "needs root / a tool" rule.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One record read back: the file it came from and its JSON.
+#[derive(Debug)]
+pub struct Line {
+    pub file: String,
+    pub json: serde_json::Value,
+}
+
+/// Names of this stem's finished segments (`<stem>.<10 digits>.<label>.log[.gz]`).
+pub fn is_segment(stem: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(&format!("{stem}.")) else {
+        return false;
+    };
+    let rest = rest.strip_suffix(".gz").unwrap_or(rest);
+    let Some(rest) = rest.strip_suffix(".log") else {
+        return false;
+    };
+    let mut parts = rest.splitn(2, '.');
+    let seq = parts.next().unwrap_or("");
+    seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()) && parts.next().is_some()
+}
+
+/// `.<stem>.<random>.tmp`
+pub fn is_temp(stem: &str, name: &str) -> bool {
+    name.starts_with(&format!(".{stem}.")) && name.ends_with(".tmp")
+}
+
+/// Every line of every file of `stem` in `dir` (segments in name order, then the active
+/// file), with the guarantees checked: no temp file, every `.gz` decompresses with a valid
+/// CRC and length, every file ends with a newline, every line is JSON.
+pub fn read_all(dir: &Path, stem: &str) -> Result<Vec<Line>, String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("read_dir {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    if let Some(t) = names.iter().find(|n| is_temp(stem, n)) {
+        return Err(format!("temp file {t} remains"));
+    }
+    let active = format!("{stem}.log");
+    let mut files: Vec<&String> = names.iter().filter(|n| is_segment(stem, n)).collect();
+    if names.contains(&active) {
+        files.push(&active);
+    }
+    let mut out = Vec::new();
+    for name in files {
+        let raw = std::fs::read(dir.join(name)).map_err(|e| format!("read {name}: {e}"))?;
+        let text = if name.ends_with(".gz") {
+            let mut v = Vec::new();
+            // flate2 checks the trailer's CRC32 and length.
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .read_to_end(&mut v)
+                .map_err(|e| format!("{name} is not a valid gzip file: {e}"))?;
+            v
+        } else {
+            raw
+        };
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            let tail = &text[text.len().saturating_sub(80)..];
+            return Err(format!(
+                "{name} ends with a torn line: ...{:?}",
+                String::from_utf8_lossy(tail)
+            ));
+        }
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let json = serde_json::from_slice(line).map_err(|e| {
+                format!(
+                    "{name}: torn or invalid line {:?}: {e}",
+                    String::from_utf8_lossy(line)
+                )
+            })?;
+            out.push(Line {
+                file: name.clone(),
+                json,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A file listing for failure messages.
+pub fn listing(dir: &Path) -> String {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let len = e.metadata().map_or(0, |m| m.len());
+            format!("{} ({len})", e.file_name().to_string_lossy())
+        })
+        .collect();
+    v.sort();
+    v.join("\n  ")
+}
+
+/// True when running in CI (env `CI` set and not empty/false).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A test that cannot run here: in CI that is a failure; elsewhere a loud skip.
+/// Returns normally only when skipping is allowed.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test}: {why}, and CI is set: this test must run in CI");
+    }
+    eprintln!();
+    eprintln!("################################################################");
+    eprintln!("SKIPPED: {test}: {why}");
+    eprintln!("################################################################");
+    eprintln!();
+}
+
+pub fn is_root() -> bool {
+    // The effective uid, from /proc (no unsafe libc call needed).
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `cond` until it holds or `timeout` passes (the poll interval is not a
+/// synchronization; the condition is).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
