@@ -78,8 +78,10 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         .store(actions, std::sync::atomic::Ordering::Relaxed);
     let mut next_seq = recovered.next_seq;
     if cfg.rotate_on_startup && active.size > 0 {
+        // Named after the segment's start (its first record), as every rotation names it.
+        let opened = active.opened;
         drop(active);
-        crate::segment::rename_to_segment(&cfg, now, &mut next_seq)?;
+        crate::segment::rename_to_segment(&cfg, opened, &mut next_seq)?;
         active = crate::segment::create_active(&cfg, now)?;
     }
     let maintenance = Maintenance::start(cfg.clone(), queue.clone())?;
