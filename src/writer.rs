@@ -307,7 +307,22 @@ impl Writer {
                 true
             }
             Err(e) => {
-                // Keep the unwritten rest: the retry completes a partly written line.
+                // A partly written record is cut back off the file (never leave a torn last
+                // line while the disk is full) and kept whole for the retry.
+                let complete = self.buf[..written]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                if complete < written {
+                    if let Some(a) = self.active.as_mut() {
+                        let cut = (written - complete) as u64;
+                        if a.file.set_len(a.size - cut).is_ok() {
+                            a.size -= cut;
+                            written = complete;
+                        }
+                    }
+                }
+                // Keep the unwritten rest: the retry writes it.
                 let done = &self.buf[..written];
                 let lines = done.iter().filter(|&&b| b == b'\n').count() as u64;
                 self.counters()
