@@ -1,0 +1,191 @@
+//! A real full disk: a 1 MiB tmpfs (needs root; CI runs as root), filled while logging,
+//! then freed. Checks: no panic, write errors in stats and returned by flush, no torn line,
+//! drops counted in stats and reported in-band with the same count, writing resumes by itself.
+
+mod fault_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tracing_filesink::{FileSink, Overflow};
+use tracing_subscriber::prelude::*;
+
+const STEM: &str = "app";
+
+/// Unmounts on drop, also when the test fails.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(dir: &Path, size: &str) -> Result<Mount, String> {
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Mount(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// The file ends with a complete line.
+fn ends_clean(path: &Path) -> bool {
+    let data = std::fs::read(path).unwrap_or_default();
+    data.is_empty() || data.ends_with(b"\n")
+}
+
+#[test]
+fn full_disk_then_space_returns() {
+    if !fault_support::is_root() {
+        fault_support::skip_or_fail(
+            "full_disk_then_space_returns",
+            "needs root to mount a tmpfs (run as root, as CI does)",
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("small");
+    std::fs::create_dir(&dir).expect("mkdir");
+    // Small, but the space freed later must exceed what the writer holds while it cannot
+    // write (up to max(queue_bytes, 256 KiB)), or it fills the disk again at once.
+    let _mount = match Mount::tmpfs(&dir, "1m") {
+        Ok(m) => m,
+        Err(why) => {
+            fault_support::skip_or_fail("full_disk_then_space_returns", &why);
+            return;
+        }
+    };
+    // A filler we can delete later to give the space back.
+    let filler = dir.join("filler");
+    std::fs::write(&filler, vec![0u8; 800 << 10]).expect("write filler");
+
+    let (layer, guard) = FileSink::builder(&dir, STEM)
+        .overflow(Overflow::BlockFor(Duration::from_millis(1)))
+        .queue_capacity(512)
+        .queue_bytes(32 << 10)
+        // flush() while the disk is full waits at most this long for room in the queue.
+        .shutdown_timeout(Duration::from_secs(1))
+        .build()
+        .expect("build");
+    let active = guard.active_path().to_path_buf();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let pad = "p".repeat(150);
+    let mut seq = 0u64;
+    tracing::subscriber::with_default(subscriber, || {
+        // Fill the disk.
+        let full = fault_support::wait_until(Duration::from_secs(20), || {
+            for _ in 0..50 {
+                tracing::info!(seq, pad = pad.as_str(), "filling");
+                seq += 1;
+            }
+            guard.stats().write_errors > 0
+        });
+        assert!(
+            full,
+            "no write error after {seq} events on a 1 MiB tmpfs: {:?}",
+            guard.stats()
+        );
+        // Keep logging against the full disk: the queue fills and events are dropped.
+        for _ in 0..3000 {
+            tracing::info!(seq, pad = pad.as_str(), "while full");
+            seq += 1;
+        }
+        let err = guard.flush().expect_err("flush must report the full disk");
+        eprintln!("flush while full: {err}");
+        let stats = guard.stats();
+        assert!(stats.write_errors > 0, "{stats:?}");
+        assert!(
+            stats.events_dropped > 0,
+            "a full queue must drop with BlockFor: {stats:?}"
+        );
+        assert!(
+            ends_clean(&active),
+            "while the disk is full, {} ends with a torn line: a partial write must be cut back \
+             to the last complete record before a retry",
+            active.display()
+        );
+
+        // Give the space back; the writer must resume by itself.
+        std::fs::remove_file(&filler).expect("remove filler");
+        let resumed = fault_support::wait_until(Duration::from_secs(20), || guard.flush().is_ok());
+        assert!(
+            resumed,
+            "writing did not resume after freeing space: {:?}",
+            guard.stats()
+        );
+        // New events now reach the file.
+        let first_after = seq;
+        for _ in 0..10 {
+            tracing::info!(seq, "after freeing");
+            seq += 1;
+        }
+        guard.flush().expect("flush after space returned");
+        let lines = fault_support::read_all(&dir, STEM).unwrap_or_else(|e| panic!("{e}"));
+        let present: std::collections::HashSet<u64> = lines
+            .iter()
+            .filter_map(|l| l.json["fields"]["seq"].as_u64())
+            .collect();
+        for s in first_after..seq {
+            assert!(
+                present.contains(&s),
+                "event {s} logged after freeing space is missing"
+            );
+        }
+    });
+    guard.shutdown(Duration::from_secs(10)).expect("shutdown");
+    let stats = guard.stats();
+
+    // Every line complete; no duplicate; the in-band drop records add up to the drop count.
+    let lines = fault_support::read_all(&dir, STEM)
+        .unwrap_or_else(|e| panic!("{e}\nfiles:\n  {}", fault_support::listing(&dir)));
+    let mut seen = std::collections::HashSet::new();
+    let mut reported_drops = 0u64;
+    for l in &lines {
+        if let Some(s) = l.json["fields"]["seq"].as_u64() {
+            assert!(seen.insert(s), "event {s} appears twice");
+        }
+        if l.json["target"] == "tracing_filesink" {
+            if let Some(n) = l.json["fields"]["dropped"].as_u64() {
+                reported_drops += n;
+            }
+        }
+    }
+    assert_eq!(
+        reported_drops, stats.events_dropped,
+        "drops reported in-band vs counted in stats"
+    );
+    assert_eq!(
+        seen.len() as u64 + stats.events_dropped,
+        seq,
+        "every event is either in the file or counted as dropped: {stats:?}"
+    );
+    eprintln!(
+        "full_disk: {seq} events, {} written, {} dropped (reported in-band), {} write errors",
+        seen.len(),
+        stats.events_dropped,
+        stats.write_errors
+    );
+}
