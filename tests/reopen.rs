@@ -1,0 +1,294 @@
+//! External interference: the active file deleted from outside (with and without
+//! `guard.reopen()`), the directory removed, symbolic links planted at the paths the sink
+//! opens or creates, and files created under umask 000.
+
+mod fault_support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use tracing_filesink::{Compression, ErrorKind, FileSink, ManualClock, Rotation};
+use tracing_subscriber::prelude::*;
+
+const STEM: &str = "app";
+
+/// Logs `n` events tagged `tag` through `dispatch`.
+fn log(dispatch: &tracing::Dispatch, tag: &str, n: u64) {
+    tracing::dispatcher::with_default(dispatch, || {
+        for seq in 0..n {
+            tracing::info!(tag, seq, "event");
+        }
+    });
+}
+
+/// Events with `tag` in the active file.
+fn tagged_in_active(dir: &Path, tag: &str) -> u64 {
+    let data = std::fs::read_to_string(dir.join(format!("{STEM}.log"))).unwrap_or_default();
+    data.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["tag"] == tag)
+        .count() as u64
+}
+
+fn fixed_time() -> SystemTime {
+    SystemTime::from(chrono::DateTime::parse_from_rfc3339("2030-01-02T03:04:05Z").expect("time"))
+}
+const LABEL: &str = "20300102T030405Z";
+
+#[test]
+fn active_deleted_then_reopen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (layer, guard) = FileSink::builder(dir, STEM).build().expect("build");
+    let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&sub, "before", 10);
+    guard.flush().expect("flush");
+    std::fs::remove_file(guard.active_path()).expect("delete the active file");
+    guard.reopen().expect("reopen");
+    assert!(guard.stats().reopens >= 1);
+    log(&sub, "after", 10);
+    guard.flush().expect("flush after reopen");
+    assert_eq!(
+        tagged_in_active(dir, "after"),
+        10,
+        "new events must land in a new app.log"
+    );
+    assert_eq!(tagged_in_active(dir, "before"), 0);
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+    fault_support::read_all(dir, STEM).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn active_deleted_noticed_without_reopen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (layer, guard) = FileSink::builder(dir, STEM).build().expect("build");
+    let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&sub, "before", 10);
+    guard.flush().expect("flush");
+    // Moved away, as logrotate's `create` mode does (rename, then a new file is expected).
+    std::fs::rename(guard.active_path(), dir.join("app.log.1")).expect("move the active file");
+    let noticed = fault_support::wait_until(Duration::from_secs(5), || guard.stats().reopens >= 1);
+    assert!(
+        noticed,
+        "the writer did not notice the moved file: {:?}",
+        guard.stats()
+    );
+    log(&sub, "after", 10);
+    guard.flush().expect("flush after the writer reopened");
+    assert_eq!(tagged_in_active(dir, "after"), 10);
+    let moved = std::fs::read_to_string(dir.join("app.log.1")).expect("moved file");
+    assert_eq!(
+        moved.lines().count(),
+        10,
+        "the moved file keeps what it had, nothing more"
+    );
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+}
+
+#[test]
+fn directory_removed_is_recreated() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    let (layer, guard) = FileSink::builder(&dir, STEM).build().expect("build");
+    let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&sub, "before", 5);
+    guard.flush().expect("flush");
+    std::fs::remove_dir_all(&dir).expect("remove the log directory");
+    // Without a reopen call: the periodic identity check notices.
+    let noticed = fault_support::wait_until(Duration::from_secs(5), || {
+        guard.stats().reopens >= 1 && dir.is_dir()
+    });
+    assert!(
+        noticed,
+        "the directory was not recreated: {:?}",
+        guard.stats()
+    );
+    log(&sub, "after", 5);
+    guard.flush().expect("flush");
+    assert_eq!(tagged_in_active(&dir, "after"), 5);
+    // And once more on demand.
+    std::fs::remove_dir_all(&dir).expect("remove the log directory again");
+    guard.reopen().expect("reopen recreates the directory");
+    log(&sub, "again", 5);
+    guard.flush().expect("flush");
+    assert_eq!(tagged_in_active(&dir, "again"), 5);
+    let mode = std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "a recreated directory gets the directory mode");
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+}
+
+#[test]
+fn symlink_at_active_path_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let target = tmp.path().join("victim");
+    std::fs::write(&target, b"precious\n").expect("victim");
+    std::os::unix::fs::symlink(&target, dir.join("app.log")).expect("symlink");
+    let err = FileSink::builder(&dir, STEM)
+        .build()
+        .expect_err("a symlink must be refused");
+    assert_eq!(err.kind(), ErrorKind::Symlink, "{err}");
+    assert_eq!(std::fs::read(&target).expect("victim"), b"precious\n");
+    // A dangling one must not create its target either.
+    let dangling = tmp.path().join("created-by-attacker");
+    std::fs::remove_file(dir.join("app.log")).expect("rm");
+    std::os::unix::fs::symlink(&dangling, dir.join("app.log")).expect("symlink");
+    let err = FileSink::builder(&dir, STEM)
+        .build()
+        .expect_err("dangling symlink refused");
+    assert_eq!(err.kind(), ErrorKind::Symlink, "{err}");
+    assert!(!dangling.exists(), "the symlink's target was created");
+}
+
+#[test]
+fn symlink_at_lock_path_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let target = tmp.path().join("victim");
+    std::fs::write(&target, b"precious\n").expect("victim");
+    std::os::unix::fs::symlink(&target, dir.join("app.log.lock")).expect("symlink");
+    let err = FileSink::builder(&dir, STEM)
+        .build()
+        .expect_err("a symlink must be refused");
+    assert_eq!(err.kind(), ErrorKind::Symlink, "{err}");
+    assert_eq!(std::fs::read(&target).expect("victim"), b"precious\n");
+}
+
+/// A symlink with a temp file's name is not a temp file: recovery leaves it (and its target)
+/// alone. Real temp names are random and created with O_EXCL, so none can be planted.
+#[test]
+fn symlink_named_like_a_temp_file_is_left_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let target = tmp.path().join("victim");
+    std::fs::write(&target, b"precious\n").expect("victim");
+    let planted = dir.join(".app.AAAAAAAAAAAA.tmp");
+    std::os::unix::fs::symlink(&target, &planted).expect("symlink");
+    let (_layer, guard) = FileSink::builder(&dir, STEM)
+        .compression(Compression::gzip())
+        .build()
+        .expect("build");
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+    assert_eq!(std::fs::read(&target).expect("victim"), b"precious\n");
+    assert!(std::fs::symlink_metadata(&planted).is_ok_and(|m| m.file_type().is_symlink()));
+}
+
+/// Symlinks at the next segment name and at a segment's `.gz` name: rotation takes the next
+/// free name and compression refuses to replace; no target is touched, nothing is lost.
+#[test]
+fn symlinks_at_segment_paths_are_never_followed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let target = tmp.path().join("victim");
+    std::fs::write(&target, b"precious\n").expect("victim");
+    let seg = |seq: u64, gz: bool| {
+        dir.join(format!(
+            "{STEM}.{seq:010}.{LABEL}.log{}",
+            if gz { ".gz" } else { "" }
+        ))
+    };
+    // Rotation's first choice is taken by a symlink.
+    std::os::unix::fs::symlink(&target, seg(1, false)).expect("symlink seg 1");
+    let (layer, guard) = FileSink::builder(&dir, STEM)
+        .clock(ManualClock::new(fixed_time()))
+        .rotation(Rotation::never())
+        .compression(Compression::gzip())
+        .compress_after(1)
+        .build()
+        .expect("build");
+    let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&sub, "first", 5);
+    guard.rotate().expect("rotate");
+    assert!(
+        std::fs::symlink_metadata(seg(1, false)).is_ok_and(|m| m.file_type().is_symlink()),
+        "the planted symlink was replaced"
+    );
+    assert!(
+        seg(2, false).is_file(),
+        "rotation must take the next free name:\n  {}",
+        fault_support::listing(&dir)
+    );
+    // Now plant a symlink at segment 2's compressed name before it is compressed.
+    std::os::unix::fs::symlink(&target, seg(2, true)).expect("symlink gz 2");
+    log(&sub, "second", 5);
+    guard.rotate().expect("rotate again");
+    let failed = fault_support::wait_until(Duration::from_secs(10), || {
+        guard.stats().compression_failures >= 1
+    });
+    assert!(
+        failed,
+        "compression must refuse the planted .gz: {:?}",
+        guard.stats()
+    );
+    // Counted in stats (above); whether shutdown() also returns it is the sink's choice.
+    let _ = guard.shutdown(Duration::from_secs(5));
+    assert_eq!(std::fs::read(&target).expect("victim"), b"precious\n");
+    assert!(seg(2, false).is_file(), "the plain segment is kept");
+    assert!(std::fs::symlink_metadata(seg(2, true)).is_ok_and(|m| m.file_type().is_symlink()));
+    for e in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            !fault_support::is_temp(STEM, &name),
+            "temp file {name} remains"
+        );
+    }
+    let plain = std::fs::read_to_string(seg(2, false)).expect("segment 2");
+    assert_eq!(plain.lines().filter(|l| l.contains("\"first\"")).count(), 5);
+}
+
+#[test]
+#[ignore = "the child process of files_are_0600_under_umask_000; does nothing unless UMASK_CHILD_DIR is set"]
+fn umask_child() {
+    let Ok(dir) = std::env::var("UMASK_CHILD_DIR") else {
+        return;
+    };
+    let (layer, guard) = FileSink::builder(&dir, STEM)
+        .compression(Compression::gzip())
+        .build()
+        .expect("child: build");
+    let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&sub, "x", 10);
+    guard.rotate().expect("child: rotate");
+    log(&sub, "y", 10);
+    guard.flush().expect("child: flush");
+    let ok = fault_support::wait_until(Duration::from_secs(10), || {
+        guard.stats().segments_compressed >= 1
+    });
+    assert!(ok, "child: no compression: {:?}", guard.stats());
+    guard
+        .shutdown(Duration::from_secs(5))
+        .expect("child: shutdown");
+}
+
+#[test]
+fn files_are_0600_under_umask_000() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    let exe = std::env::current_exe().expect("current_exe");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" --exact umask_child --ignored --nocapture --test-threads 1")
+        .arg(&exe)
+        .env("UMASK_CHILD_DIR", &dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run sh");
+    assert!(status.success(), "child failed: {status:?}");
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the directory the sink created");
+    let mut kinds = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert_eq!(mode(&e.path()), 0o600, "{name} under umask 000");
+        kinds.push(name);
+    }
+    assert!(kinds.iter().any(|n| n == "app.log"), "{kinds:?}");
+    assert!(kinds.iter().any(|n| n == "app.log.lock"), "{kinds:?}");
+    assert!(kinds.iter().any(|n| n.ends_with(".log.gz")), "{kinds:?}");
+}
