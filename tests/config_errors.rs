@@ -243,9 +243,12 @@ fn second_sink_in_the_same_process_is_locked_out() {
     assert_eq!(common::json(&lines[0])["fields"]["message"], "still mine");
     // Another stem in the same directory is another file.
     let (_l2, _g2) = FileSink::builder(tmp.path(), "app-worker").build().unwrap();
-    // Once the first sink is gone, the file is free again.
-    drop(guard);
-    let (_l3, _g3) = FileSink::builder(tmp.path(), "app").build().unwrap();
+    // Once the first sink is gone, the file is free again. (A child forked by another test
+    // holds a copy of the lock's descriptor until it execs.)
+    let (_l3, _g3) = common::without_forks(|| {
+        drop(guard);
+        FileSink::builder(tmp.path(), "app").build().unwrap()
+    });
 }
 
 /// Re-executes this test binary as a child running only `child_process_entry_point`.
@@ -277,6 +280,16 @@ fn child(role: &str, dir: &Path, mode: Option<u32>, umask: Option<&str>) -> std:
         cmd.env(CHILD_MODE, m.to_string());
     }
     cmd.output().unwrap()
+}
+
+/// `child`, alongside other spawning tests.
+fn spawn_child(
+    role: &str,
+    dir: &Path,
+    mode: Option<u32>,
+    umask: Option<&str>,
+) -> std::process::Output {
+    common::forking(|| child(role, dir, mode, umask))
 }
 
 /// Not a test of its own: the body of the child processes started by the tests below. Run
@@ -330,7 +343,7 @@ fn child_process_entry_point() {
 fn second_sink_in_another_process_is_locked_out() {
     let tmp = tempfile::tempdir().unwrap();
     let (_layer, guard) = FileSink::builder(tmp.path(), "app").build().unwrap();
-    let out = child("lock", tmp.path(), None, None);
+    let out = spawn_child("lock", tmp.path(), None, None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -340,8 +353,10 @@ fn second_sink_in_another_process_is_locked_out() {
     );
     assert!(stdout.contains("child: Locked"), "{stdout}");
     // The lock dies with its holder: the child can build once the parent lets go.
-    drop(guard);
-    let out = child("lock", tmp.path(), None, None);
+    let out = common::without_forks(|| {
+        drop(guard);
+        child("lock", tmp.path(), None, None)
+    });
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -359,7 +374,7 @@ fn mode_of(p: &Path) -> u32 {
 fn check_modes(umask: &str, file_mode: Option<u32>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("parent").join("logs");
-    let out = child("files", &dir, file_mode, Some(umask));
+    let out = spawn_child("files", &dir, file_mode, Some(umask));
     assert!(
         out.status.success(),
         "child failed: {}\n{}",

@@ -183,3 +183,21 @@ pub fn label(t: SystemTime, offset: i32, utc: bool) -> String {
     };
     format!("{}{zone}", dt.format("%Y%m%dT%H%M%S"))
 }
+
+/// Held for reading while a test spawns a child process, for writing while a test drops a
+/// sink and builds it again. A child forked between `fork` and `exec` briefly holds a copy of
+/// every descriptor of the process, the sink's lock file included, so a rebuild racing a
+/// spawn in another test thread could be refused as `Locked`.
+pub static FORKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Runs `f` while no test of this binary spawns a process.
+pub fn without_forks<T>(f: impl FnOnce() -> T) -> T {
+    let _g = FORKS.write().unwrap_or_else(|p| p.into_inner());
+    f()
+}
+
+/// Runs `f`, which spawns a process, alongside other spawners but never during a rebuild.
+pub fn forking<T>(f: impl FnOnce() -> T) -> T {
+    let _g = FORKS.read().unwrap_or_else(|p| p.into_inner());
+    f()
+}
