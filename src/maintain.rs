@@ -43,6 +43,9 @@ impl Maintenance {
         let handle = std::thread::Builder::new()
             .name(format!("filesink-{}-maint", cfg.stem))
             .spawn(move || {
+                // Compression gets only the CPU the application leaves idle: on a busy
+                // machine segments wait plain (counted as backlog) rather than slow logging.
+                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
                 run(&cfg, &queue, &rx, &s);
                 let _ = done_tx.send(());
             })
@@ -85,8 +88,15 @@ fn run(cfg: &Config, queue: &Queue, rx: &Receiver<()>, stop: &AtomicBool) {
     }
 }
 
-/// One pass: compress what is due, oldest first, then apply retention.
+/// One pass: retention, compression of what is due (oldest first), retention again (a long
+/// compression backlog must not hold back deletions).
 pub(crate) fn pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
+    retain_pass(cfg, queue, stop);
+    compress_pass(cfg, queue, stop);
+    retain_pass(cfg, queue, stop);
+}
+
+fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
     let c = &queue.counters;
     let scan = match segment::scan(cfg) {
         Ok(s) => s,
@@ -129,6 +139,10 @@ pub(crate) fn pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             c.compression_backlog.store(left, Ordering::Relaxed);
         }
     }
+}
+
+fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
+    let c = &queue.counters;
     if stop.load(Ordering::SeqCst) {
         return;
     }
