@@ -187,6 +187,7 @@ impl Writer {
                         let deadline = Instant::now() + self.cfg.shutdown_timeout;
                         self.drain_out(deadline);
                         let _ = self.finish_sync();
+                        self.count_unwritten();
                         self.counters()
                             .writer_state
                             .store(EXITED, Ordering::Release);
@@ -688,7 +689,19 @@ impl Writer {
         }
     }
 
+    /// Records still buffered at exit (the disk kept failing until the deadline) are lost:
+    /// count them as dropped, so every event is either written or counted.
+    fn count_unwritten(&mut self) {
+        let lost = self.buf_records.saturating_sub(self.buf_internal);
+        self.counters()
+            .events_dropped
+            .fetch_add(lost, Ordering::Relaxed);
+        self.buf_records = 0;
+        self.buf_internal = 0;
+    }
+
     fn exit(&mut self) {
+        self.count_unwritten();
         self.counters()
             .writer_state
             .store(EXITED, Ordering::Release);
