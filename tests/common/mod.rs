@@ -72,10 +72,12 @@ pub fn file_names(dir: &Path) -> Vec<String> {
 }
 
 /// This stem's finished segments (plain and compressed), sorted by name as plain strings.
+/// Only regular files: a directory or a symlink with a segment's name is not a segment.
 pub fn segments(dir: &Path, stem: &str) -> Vec<SegName> {
     file_names(dir)
         .iter()
         .filter_map(|n| parse_segment_name(stem, n))
+        .filter(|s| std::fs::symlink_metadata(dir.join(&s.name)).is_ok_and(|m| m.is_file()))
         .collect()
 }
 
