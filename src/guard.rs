@@ -10,6 +10,7 @@ use crate::builder::Config;
 use crate::error::Error;
 use crate::maintain::Maintenance;
 use crate::queue::{Ack, Control, Queue};
+use crate::segment::finish::Finisher;
 use crate::stats::{Stats, EXITED};
 use crate::writer::Writer;
 
@@ -80,19 +81,24 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     if cfg.rotate_on_startup && active.size > 0 {
         // Named after the segment's start (its first record), as every rotation names it.
         let opened = active.opened;
+        active
+            .file
+            .sync()
+            .map_err(|e| Error::io("fsync", &cfg.active_path, e))?;
         drop(active);
         crate::segment::rename_to_segment(&cfg, opened, &mut next_seq)?;
         active = crate::segment::create_active(&cfg, now)?;
     }
     let maintenance = Maintenance::start(cfg.clone(), queue.clone())?;
     let notify = maintenance.as_ref().map(|m| m.notifier());
+    let finisher = Finisher::start(cfg.clone(), queue.clone(), notify)?;
     let writer = Writer::new(
         cfg.clone(),
         queue.clone(),
         rx,
         active,
         next_seq,
-        notify,
+        finisher,
         notes,
     );
     let handle = std::thread::Builder::new()

@@ -107,10 +107,11 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
     };
     if cfg.compression.is_on() {
         // The newest `compress_after` finished segments stay plain.
-        let total = scan.segments.len();
+        let total = scan.segments.values().filter(|s| s.is_finished()).count();
         let due: Vec<(u64, String)> = scan
             .segments
             .iter()
+            .filter(|(_, s)| s.is_finished())
             .take(total.saturating_sub(cfg.compress_after))
             .filter(|(_, s)| s.plain.is_some() && s.gz.is_none())
             .map(|(seq, s)| (*seq, s.label.clone()))
@@ -154,11 +155,18 @@ fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
         }
     };
     let active_bytes = scan.active.as_ref().map_or(0, |a| a.len);
+    // A sealed segment not yet finished counts (place and bytes) but is never deleted, and
+    // nothing after it is either: what retention removes is always the oldest data.
+    let first_pending = scan
+        .segments
+        .iter()
+        .find(|(_, s)| s.pending.is_some() && !s.is_finished())
+        .map(|(seq, _)| *seq);
     let infos: Vec<SegInfo> = scan
         .segments
         .iter()
         .map(|(seq, s)| {
-            let files = [&s.plain, &s.gz];
+            let files = [&s.plain, &s.gz, &s.pending];
             SegInfo {
                 seq: *seq,
                 bytes: files.iter().filter_map(|f| f.as_ref()).map(|f| f.len).sum(),
@@ -183,7 +191,9 @@ fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             &cfg.retention,
             cfg.formatter.now(),
             free,
-        );
+        )
+        .into_iter()
+        .take_while(|seq| first_pending.is_none_or(|p| *seq < p));
         let mut removed_any = false;
         for seq in doomed {
             let Some(s) = scan.segments.get(&seq) else {

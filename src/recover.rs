@@ -6,6 +6,8 @@
 //!   `.gz` is removed and the segment compressed again;
 //! - an active file that is also a segment's name (the link-then-unlink rename fallback cut
 //!   short) is released from the active name;
+//! - a sealed segment whose finishing was cut short (`.log.pending`) gets its torn tail
+//!   trimmed (possible only after a power loss), is fsynced and renamed to its final name;
 //! - a partial last line of the active file is trimmed (in `segment::open_active`).
 //!
 //! What was done is counted in stats and reported by one record in the log.
@@ -55,19 +57,47 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
     if scan.active.is_some() {
         if let Ok(active_id) = fs.identity(&cfg.active_path) {
             for (seq, seg) in &scan.segments {
-                if seg.plain.is_some() {
-                    let plain = cfg.path(&name::segment(&cfg.stem, *seq, &seg.label));
+                let names = [
+                    (
+                        seg.plain.is_some(),
+                        name::segment(&cfg.stem, *seq, &seg.label),
+                    ),
+                    (
+                        seg.pending.is_some(),
+                        name::pending(&cfg.stem, *seq, &seg.label),
+                    ),
+                ];
+                for (_, n) in names.iter().filter(|(present, _)| *present) {
+                    let plain = cfg.path(n);
                     if fs.identity(&plain).ok() == Some(active_id) {
                         fs.remove(&cfg.active_path)
                             .map_err(|e| Error::io("release active name", &cfg.active_path, e))?;
                         links_released += 1;
-                        break;
                     }
                 }
             }
         }
     }
-    let actions = temps_removed + gz_kept + gz_removed + links_released;
+    let mut pending_finished = 0u64;
+    for (seq, seg) in &scan.segments {
+        if seg.pending.is_none() || seg.is_finished() {
+            continue;
+        }
+        let pending = cfg.path(&name::pending(&cfg.stem, *seq, &seg.label));
+        let fin = cfg.path(&name::segment(&cfg.stem, *seq, &seg.label));
+        let mut file = fs
+            .open_append(&pending, cfg.file_mode)
+            .map_err(|e| Error::io("open sealed segment", &pending, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &pending, e))?;
+        segment::trim_torn_tail(&mut *file, len)
+            .map_err(|e| Error::io("trim torn tail", &pending, e))?;
+        file.sync().map_err(|e| Error::io("fsync", &pending, e))?;
+        drop(file);
+        fs.rename_noreplace(&pending, &fin)
+            .map_err(|e| Error::io("rename sealed segment", &fin, e))?;
+        pending_finished += 1;
+    }
+    let actions = temps_removed + gz_kept + gz_removed + links_released + pending_finished;
     if actions > 0 {
         fs.sync_dir(&cfg.dir)
             .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
@@ -80,7 +110,7 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
                 ("temp_files_removed", temps_removed),
                 ("compressed_kept", gz_kept),
                 ("compressed_redone", gz_removed),
-                ("rotations_completed", links_released),
+                ("rotations_completed", links_released + pending_finished),
             ],
         ));
     }

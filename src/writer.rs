@@ -21,6 +21,7 @@ use tracing::Level;
 use crate::builder::Config;
 use crate::error::Error;
 use crate::queue::{Control, Msg, Queue};
+use crate::segment::finish::{Finisher, Job};
 use crate::segment::{self, Active};
 use crate::stats::{Counters, EXITED, FAILING, HEALTHY};
 
@@ -63,9 +64,6 @@ const IDENTITY_CHECK_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// Where the maintenance thread (compression, retention) is told about new segments.
-pub(crate) type Notify = Option<crossbeam_channel::Sender<()>>;
-
 pub(crate) struct Writer {
     cfg: Arc<Config>,
     queue: Arc<Queue>,
@@ -86,7 +84,10 @@ pub(crate) struct Writer {
     next_boundary: Option<SystemTime>,
     next_identity_check: Instant,
     failure: Option<Failure>,
-    notify: Notify,
+    /// Finishes sealed segments (fsync, final rename) off this thread.
+    finisher: Finisher,
+    /// Start write-out early: an fsync is coming (size rotation or an fsync policy).
+    early_writeback: bool,
     idle_naps: u32,
     /// Messages for the log that could not be written yet (recovery reports).
     pending_notes: Vec<(String, Vec<(&'static str, u64)>)>,
@@ -104,11 +105,13 @@ impl Writer {
         rx: Receiver<Msg>,
         active: Active,
         next_seq: u64,
-        notify: Notify,
+        finisher: Finisher,
         notes: Vec<(String, Vec<(&'static str, u64)>)>,
     ) -> Writer {
         let next_boundary = cfg.rotation.next_boundary(active.opened, cfg.time_zone);
+        let early_writeback = cfg.rotation.size.is_some() || cfg.fsync != Fsync::Never;
         Writer {
+            early_writeback,
             cfg,
             queue,
             rx,
@@ -127,7 +130,7 @@ impl Writer {
             next_boundary,
             next_identity_check: Instant::now() + IDENTITY_CHECK_EVERY,
             failure: None,
-            notify,
+            finisher,
             idle_naps: 0,
             pending_notes: notes,
         }
@@ -187,6 +190,7 @@ impl Writer {
                         let deadline = Instant::now() + self.cfg.shutdown_timeout;
                         self.drain_out(deadline);
                         let _ = self.finish_sync();
+                        self.finisher.stop(deadline);
                         self.count_unwritten();
                         self.counters()
                             .writer_state
@@ -306,7 +310,7 @@ impl Writer {
                         .writer_state
                         .store(HEALTHY, Ordering::Release);
                 }
-                if let Some(a) = self.active.as_mut() {
+                if let Some(a) = self.active.as_mut().filter(|_| self.early_writeback) {
                     if a.size >= a.writeback_from + WRITEBACK_WINDOW {
                         a.file
                             .start_writeback(a.writeback_from, a.size - a.writeback_from);
@@ -430,41 +434,36 @@ impl Writer {
         self.finish_segment(true)
     }
 
-    /// Finalizes the active file into a segment and opens a new one.
+    /// Seals the active file into a segment and opens a new one; the finisher thread makes
+    /// the segment durable and gives it its final name.
     fn finish_segment(&mut self, sync_first: bool) -> Result<(), Error> {
-        let Some(mut active) = self.active.take() else {
+        let Some(active) = self.active.take() else {
             return Ok(());
         };
-        if sync_first && self.dirty {
-            self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = active.file.sync() {
-                // Finished as it is; the error is reported, never retried as if safe.
-                let err = Error::io("fsync", &self.cfg.active_path, e);
-                self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
-                self.counters().error(err);
-            }
-        }
+        let was_dirty = self.dirty;
         self.dirty = false;
         let now = self.now();
-        // The segment's start may not be after its end, even when the clock went backwards.
+        // The segment is named after its start, even when the clock has since gone backwards.
         let opened = active.opened;
-        match segment::rename_to_segment(&self.cfg, opened, &mut self.next_seq) {
-            Ok(_) => {
-                self.counters().rotations.fetch_add(1, Ordering::Relaxed);
-                if let Some(n) = &self.notify {
-                    let _ = n.try_send(());
-                }
+        match segment::seal(&self.cfg, opened, &mut self.next_seq) {
+            Ok((pending, fin)) => {
+                self.finisher.send(Job::Seal {
+                    pending,
+                    fin,
+                    file: active.file,
+                    sync: sync_first && was_dirty,
+                });
             }
             Err(e) => {
                 self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
                 self.counters().error(e.clone());
                 // Keep writing where we were rather than lose the file.
                 self.active = Some(active);
+                self.dirty = was_dirty;
                 self.next_boundary = self.cfg.rotation.next_boundary(now, self.cfg.time_zone);
                 return Err(e);
             }
         }
-        drop(active);
         match segment::create_active(&self.cfg, now) {
             Ok(a) => {
                 self.active = Some(a);
@@ -606,17 +605,29 @@ impl Writer {
                         .counters()
                         .peek_error()
                         .unwrap_or_else(|| Error::timed_out("flush")))
-                } else if sync {
-                    self.sync_active().and_then(|()| self.take_error())
                 } else {
-                    self.take_error()
+                    match if sync { self.sync_active() } else { Ok(()) } {
+                        // Segments sealed before this point must be finished too (durable,
+                        // under their final names): the finisher answers once they are.
+                        Ok(()) if self.finisher.busy() => {
+                            self.finisher.send(Job::Barrier(ack));
+                            return false;
+                        }
+                        Ok(()) => self.take_error(),
+                        Err(e) => Err(e),
+                    }
                 };
                 let _ = ack.send(res);
                 false
             }
             Control::Rotate(ack) => {
-                let res = self.rotate();
-                let _ = ack.send(res);
+                // Answered once the segment is finished (durable, under its final name).
+                match self.rotate() {
+                    Ok(()) => self.finisher.send(Job::Barrier(ack)),
+                    Err(e) => {
+                        let _ = ack.send(Err(e));
+                    }
+                }
                 false
             }
             Control::Reopen(ack) => {
@@ -627,8 +638,14 @@ impl Writer {
             Control::Shutdown { deadline, ack } => {
                 self.drain_out(deadline);
                 let res = if self.buf.is_empty() {
-                    self.finish_sync().and_then(|()| self.take_error())
+                    let synced = self.finish_sync();
+                    if !self.finisher.stop(deadline) {
+                        self.counters()
+                            .error(Error::timed_out("finishing sealed segments"));
+                    }
+                    synced.and_then(|()| self.take_error())
                 } else {
+                    self.finisher.stop(deadline);
                     Err(self
                         .counters()
                         .peek_error()

@@ -2,8 +2,11 @@
 //!
 //! Finalization is the crash-safe sequence: fsync the active file, rename it to a new segment
 //! name without replacing anything, fsync the directory, then create the next active file with
-//! `O_CREAT|O_EXCL|O_NOFOLLOW` and the configured mode.
+//! `O_CREAT|O_EXCL|O_NOFOLLOW` and the configured mode. The writer only *seals* (renames to
+//! the segment's pending name and creates the next active file); the fsync and the rename to
+//! the final name run on the finisher thread (`finish.rs`).
 
+pub(crate) mod finish;
 pub(crate) mod name;
 
 use std::io;
@@ -99,7 +102,7 @@ pub(crate) fn create_active(cfg: &Config, now: SystemTime) -> Result<Active, Err
 }
 
 /// Cuts a partial last line (no trailing newline) off the end of the file.
-fn trim_torn_tail(file: &mut dyn FileHandle, size: u64) -> io::Result<u64> {
+pub(crate) fn trim_torn_tail(file: &mut dyn FileHandle, size: u64) -> io::Result<u64> {
     if size == 0 {
         return Ok(0);
     }
@@ -164,6 +167,37 @@ fn first_timestamp(file: &dyn FileHandle) -> Option<SystemTime> {
     Some(SystemTime::from(dt))
 }
 
+/// Renames the active file to the next free *pending* segment name (fast: no fsync). Returns
+/// (pending path, final path) and takes `next_seq` past the number used.
+pub(crate) fn seal(
+    cfg: &Config,
+    opened: SystemTime,
+    next_seq: &mut u64,
+) -> Result<(PathBuf, PathBuf), Error> {
+    let label = name::label(opened, cfg.time_zone);
+    let fs: &dyn Fs = &*cfg.fs;
+    for _ in 0..1000 {
+        let seq = *next_seq;
+        *next_seq += 1;
+        let fin = cfg.path(&name::segment(&cfg.stem, seq, &label));
+        let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
+        let pending = cfg.path(&name::pending(&cfg.stem, seq, &label));
+        if fs.identity(&gz).is_ok() || fs.identity(&fin).is_ok() {
+            continue;
+        }
+        match fs.rename_noreplace(&cfg.active_path, &pending) {
+            Ok(()) => return Ok((pending, fin)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("rename active file to segment", &pending, e)),
+        }
+    }
+    Err(Error::io(
+        "rename active file to segment",
+        &cfg.active_path,
+        io::Error::new(io::ErrorKind::AlreadyExists, "no free segment name"),
+    ))
+}
+
 /// Renames the active file to the next free segment name and makes the rename durable.
 /// Returns the segment's path and takes `next_seq` past the name used.
 pub(crate) fn rename_to_segment(
@@ -204,6 +238,16 @@ pub(crate) struct OnDisk {
     pub(crate) label: String,
     pub(crate) plain: Option<crate::fs::Entry>,
     pub(crate) gz: Option<crate::fs::Entry>,
+    /// Sealed, not yet finished (only seen at startup after a crash, or while the finisher
+    /// works): never compressed or pruned.
+    pub(crate) pending: Option<crate::fs::Entry>,
+}
+
+impl OnDisk {
+    /// Finished: it has a final name (plain or compressed).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.plain.is_some() || self.gz.is_some()
+    }
 }
 
 /// This stem's files in the directory.
@@ -242,6 +286,8 @@ pub(crate) fn scan(cfg: &Config) -> Result<DirScan, Error> {
             slot.label = n.label;
             if n.compressed {
                 slot.gz = Some(e);
+            } else if n.pending {
+                slot.pending = Some(e);
             } else {
                 slot.plain = Some(e);
             }

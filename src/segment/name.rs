@@ -7,6 +7,7 @@
 //! | active file | `app.log` |
 //! | finished segment | `app.0000000042.20261126T031448Z.log` |
 //! | compressed segment | `app.0000000042.20261126T031448Z.log.gz` |
+//! | sealed segment, not yet durable | `app.0000000042.20261126T031448Z.log.pending` |
 //! | lock file | `app.log.lock` |
 //! | temp file (compression in progress) | `.app.<random>.tmp` |
 //!
@@ -29,6 +30,8 @@ pub(crate) struct SegmentName {
     /// The start-time label as it appears in the name (`20261126T031448Z`).
     pub(crate) label: String,
     pub(crate) compressed: bool,
+    /// Sealed by rotation, waiting for the finisher (fsync, rename to the final name).
+    pub(crate) pending: bool,
 }
 
 pub(crate) fn active(stem: &str) -> String {
@@ -79,11 +82,17 @@ pub(crate) fn compressed(stem: &str, seq: u64, label: &str) -> String {
     format!("{}.gz", segment(stem, seq, label))
 }
 
+pub(crate) fn pending(stem: &str, seq: u64, label: &str) -> String {
+    format!("{}.pending", segment(stem, seq, label))
+}
+
 #[cfg(test)]
 impl SegmentName {
     pub(crate) fn file_name(&self, stem: &str) -> String {
         if self.compressed {
             compressed(stem, self.seq, &self.label)
+        } else if self.pending {
+            pending(stem, self.seq, &self.label)
         } else {
             segment(stem, self.seq, &self.label)
         }
@@ -94,9 +103,12 @@ impl SegmentName {
 /// file, temp files, other stems, foreign files).
 pub(crate) fn parse(stem: &str, file_name: &str) -> Option<SegmentName> {
     let rest = file_name.strip_prefix(stem)?.strip_prefix('.')?;
-    let (rest, compressed) = match rest.strip_suffix(".log.gz") {
-        Some(r) => (r, true),
-        None => (rest.strip_suffix(".log")?, false),
+    let (rest, compressed, pending) = if let Some(r) = rest.strip_suffix(".log.gz") {
+        (r, true, false)
+    } else if let Some(r) = rest.strip_suffix(".log.pending") {
+        (r, false, true)
+    } else {
+        (rest.strip_suffix(".log")?, false, false)
     };
     let (seq, label) = rest.split_once('.')?;
     if seq.len() < SEQ_WIDTH || !seq.bytes().all(|b| b.is_ascii_digit()) {
@@ -109,6 +121,7 @@ pub(crate) fn parse(stem: &str, file_name: &str) -> Option<SegmentName> {
         seq: seq.parse().ok()?,
         label: label.to_string(),
         compressed,
+        pending,
     })
 }
 
@@ -145,16 +158,18 @@ mod tests {
         ] {
             let l = label(t, tz);
             for seq in [0, 1, 42, 9_999_999_999, 12_345_678_901] {
-                for gz in [false, true] {
+                for (gz, pend) in [(false, false), (true, false), (false, true)] {
                     let name = if gz {
                         compressed("app", seq, &l)
+                    } else if pend {
+                        pending("app", seq, &l)
                     } else {
                         segment("app", seq, &l)
                     };
                     let p = parse("app", &name).unwrap_or_else(|| panic!("{name}"));
                     assert_eq!(
-                        (p.seq, p.label.as_str(), p.compressed),
-                        (seq, l.as_str(), gz)
+                        (p.seq, p.label.as_str(), p.compressed, p.pending),
+                        (seq, l.as_str(), gz, pend)
                     );
                     assert_eq!(p.file_name("app"), name);
                 }

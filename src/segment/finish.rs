@@ -1,0 +1,167 @@
+//! The finisher thread: makes sealed segments durable off the writer's path.
+//!
+//! Rotation on the writer thread is two cheap metadata operations: rename `<stem>.log` to the
+//! segment's *pending* name (`<segment>.log.pending`) and create a new `<stem>.log`. The fsync
+//! of the sealed file, its rename to the final segment name (never replacing anything) and the
+//! fsync of the directory happen here, so a slow disk never stalls the writer (and, through a
+//! full queue, the callers). A file carries a final segment name only once its data is
+//! durable; a crash leaves at most `.pending` files, which startup recovery finishes.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::builder::Config;
+use crate::error::Error;
+use crate::fs::FileHandle;
+use crate::queue::{Ack, Queue};
+
+pub(crate) enum Job {
+    /// Finish one sealed segment. `sync` is false when an fsync of this file already failed:
+    /// it is never retried as if the data were then safe.
+    Seal {
+        pending: PathBuf,
+        fin: PathBuf,
+        file: Box<dyn FileHandle>,
+        sync: bool,
+    },
+    /// Answer once every segment sealed before has been finished: `Ok`, or the sink's last
+    /// error.
+    Barrier(Ack),
+}
+
+pub(crate) struct Finisher {
+    tx: Option<Sender<Job>>,
+    /// Segments sealed and not yet finished.
+    in_flight: Arc<AtomicUsize>,
+    done: Receiver<()>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Finisher {
+    pub(crate) fn start(
+        cfg: Arc<Config>,
+        queue: Arc<Queue>,
+        notify: Option<Sender<()>>,
+    ) -> Result<Finisher, Error> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let dir = cfg.dir.clone();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let count = in_flight.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("filesink-{}-finish", cfg.stem))
+            .spawn(move || {
+                run(&cfg, &queue, notify.as_ref(), &rx, &count);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| Error::io("spawn finisher thread", &dir, e))?;
+        Ok(Finisher {
+            tx: Some(tx),
+            in_flight,
+            done,
+            handle: Some(handle),
+        })
+    }
+
+    /// True while some sealed segment is not finished yet.
+    pub(crate) fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) > 0
+    }
+
+    pub(crate) fn send(&self, job: Job) {
+        if matches!(job, Job::Seal { .. }) {
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(tx) = &self.tx {
+            if let Err(e) = tx.send(job) {
+                // The thread is gone (it never exits before `stop`); answer a barrier anyway.
+                if let Job::Barrier(ack) = e.into_inner() {
+                    let _ = ack.send(Err(Error::shut_down()));
+                }
+            }
+        }
+    }
+
+    /// Finishes everything sealed so far, then stops, waiting at most until `deadline`.
+    pub(crate) fn stop(&mut self, deadline: Instant) -> bool {
+        self.tx = None;
+        if self.done.recv_deadline(deadline).is_ok() {
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn run(
+    cfg: &Config,
+    queue: &Queue,
+    notify: Option<&Sender<()>>,
+    rx: &Receiver<Job>,
+    in_flight: &AtomicUsize,
+) {
+    let c = &queue.counters;
+    for job in rx.iter() {
+        match job {
+            Job::Barrier(ack) => {
+                let res = match c.take_error() {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                };
+                let _ = ack.send(res);
+            }
+            Job::Seal {
+                pending,
+                fin,
+                file,
+                sync,
+            } => {
+                finish(cfg, c, pending, fin, file, sync, notify);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+fn finish(
+    cfg: &Config,
+    c: &crate::stats::Counters,
+    pending: PathBuf,
+    fin: PathBuf,
+    mut file: Box<dyn FileHandle>,
+    sync: bool,
+    notify: Option<&Sender<()>>,
+) {
+    if sync {
+        c.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = file.sync() {
+            // Finished as it is; reported, never retried as if safe.
+            c.write_errors.fetch_add(1, Ordering::Relaxed);
+            c.error(Error::io("fsync", &pending, e));
+        }
+    }
+    drop(file);
+    if let Err(e) = cfg.fs.rename_noreplace(&pending, &fin) {
+        // Left pending; the next start finishes it.
+        c.write_errors.fetch_add(1, Ordering::Relaxed);
+        c.error(Error::io("rename sealed segment", &fin, e));
+        return;
+    }
+    c.rotations.fetch_add(1, Ordering::Relaxed);
+    c.fsyncs.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = cfg.fs.sync_dir(&cfg.dir) {
+        c.write_errors.fetch_add(1, Ordering::Relaxed);
+        c.error(Error::io("fsync directory", &cfg.dir, e));
+    }
+    if let Some(n) = notify {
+        let _ = n.try_send(());
+    }
+}
