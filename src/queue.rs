@@ -279,6 +279,7 @@ impl Queue {
     #[cold]
     fn wake_sleeper(&self) {
         if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.counters.caller_wakeups.fetch_add(1, Ordering::Relaxed);
             if let Some(t) = self.writer.get() {
                 t.unpark();
             }

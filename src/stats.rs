@@ -47,6 +47,10 @@ pub struct Stats {
     pub recovery_actions: u64,
     /// Times the active file was reopened (on request or because it was moved away).
     pub reopens: u64,
+    /// Times a logging call had to wake the writer thread (a futex call on the caller's
+    /// path). Callers logging every few milliseconds or faster never do; an idle writer is
+    /// woken once by the first event after a long pause.
+    pub caller_wakeups: u64,
 }
 
 pub(crate) const HEALTHY: u8 = 0;
@@ -72,6 +76,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_on_disk: AtomicU64,
     pub(crate) recovery_actions: AtomicU64,
     pub(crate) reopens: AtomicU64,
+    pub(crate) caller_wakeups: AtomicU64,
     /// HEALTHY, FAILING (the writer holds data it cannot write) or EXITED.
     pub(crate) writer_state: AtomicU8,
     pub(crate) last_error: Mutex<Option<Error>>,
@@ -98,6 +103,7 @@ impl Counters {
             bytes_on_disk: self.bytes_on_disk.load(Relaxed),
             recovery_actions: self.recovery_actions.load(Relaxed),
             reopens: self.reopens.load(Relaxed),
+            caller_wakeups: self.caller_wakeups.load(Relaxed),
         }
     }
 
