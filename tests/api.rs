@@ -1,0 +1,89 @@
+//! The public surface: thread-safety promises, per-layer filters, `build_writer`, `Debug`.
+
+use tracing::level_filters::LevelFilter;
+use tracing_filesink::{
+    Builder, Compression, Error, FileSink, FileSinkGuard, FileSinkLayer, FileSinkWriter, Format,
+    Fsync, Overflow, Retention, Rotation, Stats, TimeFormat, TimeZone,
+};
+use tracing_subscriber::prelude::*;
+
+#[test]
+fn promised_auto_traits() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<FileSinkLayer>();
+    send_sync::<FileSinkGuard>();
+    send_sync::<FileSinkWriter>();
+    send_sync::<Error>();
+    send_sync::<Stats>();
+    send_sync::<Builder>();
+}
+
+#[test]
+fn every_public_type_is_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = FileSink::builder(dir.path(), "app").build().unwrap();
+    for s in [
+        format!("{layer:?}"),
+        format!("{guard:?}"),
+        format!("{:?}", guard.stats()),
+        format!("{:?}", FileSink::builder(dir.path(), "x")),
+        format!("{:?}", Rotation::size(1).or(Rotation::daily())),
+        format!("{:?}", Retention::files(3).max_bytes(10)),
+        format!("{:?}", Compression::gzip().level(9)),
+        format!(
+            "{:?}",
+            Overflow::BlockFor(std::time::Duration::from_millis(5))
+        ),
+        format!("{:?}", Fsync::OnLevel(tracing::Level::ERROR)),
+        format!("{:?}", Format::Text),
+        format!("{:?}", TimeZone::fixed(3600)),
+        format!("{:?}", TimeFormat::custom("%F")),
+    ] {
+        assert!(!s.is_empty());
+    }
+}
+
+/// Events a per-layer filter rejects never reach the sink; accepted ones all do.
+#[test]
+fn per_layer_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = FileSink::builder(dir.path(), "app").build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer.with_filter(LevelFilter::WARN));
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..100 {
+            tracing::info!(i, "filtered out");
+            tracing::warn!(i, "kept");
+            tracing::debug!(i, "filtered out");
+        }
+    });
+    guard.flush().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 100);
+    assert!(lines.iter().all(|l| l.contains("\"level\":\"WARN\"")));
+    assert_eq!(guard.stats().records_written, 100);
+}
+
+/// `build_writer()` under `fmt::layer()`: each event one record, written in order.
+#[test]
+fn fmt_layer_over_build_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, guard) = FileSink::builder(dir.path(), "app").build_writer().unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().json().with_writer(writer));
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..1000u64 {
+            tracing::info!(i, "via fmt");
+        }
+    });
+    guard.flush().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    let got: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["fields"]["i"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(got, (0..1000).collect::<Vec<_>>());
+}
