@@ -207,3 +207,35 @@ pub(crate) fn compress(
         .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
     Ok(())
 }
+
+/// A segment present both plain and compressed (a crash, or a failed directory fsync,
+/// between the `.gz` rename and the removal of its source): keep the `.gz` if it verifies
+/// against the plain file and remove the plain one (true), else remove the `.gz` so the
+/// segment is compressed again (false). Either way the data is on disk exactly once.
+pub(crate) fn settle(
+    cfg: &Config,
+    plain: &Path,
+    gz: &Path,
+    stop: &AtomicBool,
+) -> Result<bool, Error> {
+    let good = match plain_crc(cfg, plain, stop) {
+        Ok((len, crc)) => verify(cfg, gz, len, crc, stop).is_ok(),
+        Err(_) => false,
+    };
+    if stop.load(Ordering::SeqCst) {
+        // Verification was cut short: decide nothing.
+        return Err(Error::io(
+            "verify compressed segment",
+            gz,
+            io::Error::new(io::ErrorKind::Interrupted, "sink shutting down"),
+        ));
+    }
+    let doomed = if good { plain } else { gz };
+    cfg.fs
+        .remove(doomed)
+        .map_err(|e| Error::io("remove duplicate of a segment", doomed, e))?;
+    cfg.fs
+        .sync_dir(&cfg.dir)
+        .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
+    Ok(good)
+}

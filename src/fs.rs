@@ -183,7 +183,12 @@ impl Fs for RealFs {
             // File systems without RENAME_NOREPLACE: link(2) refuses to replace, then unlink.
             Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
                 std::fs::hard_link(from, to)?;
-                std::fs::remove_file(from)
+                if let Err(e) = std::fs::remove_file(from) {
+                    // Undo: one file must never carry two names that both look live.
+                    let _ = std::fs::remove_file(to);
+                    return Err(e);
+                }
+                Ok(())
             }
             Err(e) => Err(e.into()),
         }
@@ -240,7 +245,11 @@ impl Fs for RealFs {
         match std::fs::DirBuilder::new().mode(mode).create(dir) {
             Ok(()) => {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
-                Ok(())
+                // The new directory's own entry must survive a power loss too.
+                match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(parent) => self.sync_dir(parent),
+                    None => self.sync_dir(Path::new(".")),
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
             Err(e) => Err(e),

@@ -12,7 +12,7 @@ use crate::maintain::Maintenance;
 use crate::queue::{Ack, Control, Queue};
 use crate::segment::finish::Finisher;
 use crate::stats::{Stats, EXITED};
-use crate::writer::Writer;
+use crate::writer::{Start, Writer};
 
 /// Owns a sink's threads. Keep it alive as long as you log: dropping it drains the queue
 /// (waiting at most the shutdown timeout), fsyncs and closes the file.
@@ -24,8 +24,6 @@ pub struct FileSinkGuard {
     cfg: Arc<Config>,
     writer: Mutex<Option<JoinHandle<()>>>,
     maintenance: Mutex<Option<Maintenance>>,
-    /// Held for the sink's lifetime: the advisory lock on `<stem>.log.lock`.
-    _lock: File,
 }
 
 impl std::fmt::Debug for FileSinkGuard {
@@ -92,15 +90,14 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let maintenance = Maintenance::start(cfg.clone(), queue.clone())?;
     let notify = maintenance.as_ref().map(|m| m.notifier());
     let finisher = Finisher::start(cfg.clone(), queue.clone(), notify)?;
-    let writer = Writer::new(
-        cfg.clone(),
-        queue.clone(),
-        rx,
+    let start = Start {
         active,
         next_seq,
         finisher,
         notes,
-    );
+        lock,
+    };
+    let writer = Writer::new(cfg.clone(), queue.clone(), rx, start);
     let handle = std::thread::Builder::new()
         .name(format!("filesink-{}", cfg.stem))
         .spawn(move || writer.run())
@@ -110,7 +107,6 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         cfg: cfg.clone(),
         writer: Mutex::new(Some(handle)),
         maintenance: Mutex::new(maintenance),
-        _lock: lock,
     };
     if cfg.flush_on_panic {
         install_panic_hook(Arc::downgrade(&queue), cfg.shutdown_timeout);
@@ -136,7 +132,19 @@ fn take_lock(cfg: &Config) -> Result<File, Error> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&path)
         .map_err(|e| Error::io("open lock file", &path, e))?;
-    match file.try_lock() {
+    // A process forking in another thread holds a copy of a just-closed lock descriptor until
+    // its exec; such a holder lets go within milliseconds, another sink never does.
+    let mut attempts = 0;
+    let locked = loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if attempts < 20 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => break other,
+        }
+    };
+    match locked {
         Ok(()) => {
             // open(2) applied the umask; give the lock file the exact mode like every other
             // file. Best effort: a lock file owned by someone else still locks.
@@ -185,7 +193,7 @@ fn control(
     }
     let deadline = Instant::now() + timeout;
     let (tx, rx) = crossbeam_channel::bounded(1);
-    queue.send_control(make(tx), deadline)?;
+    queue.send_control(make(tx), deadline, false)?;
     match rx.recv_deadline(deadline) {
         Ok(res) => res,
         Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
@@ -256,7 +264,7 @@ impl FileSinkGuard {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let sent = self
             .queue
-            .send_control(Control::Shutdown { deadline, ack: tx }, deadline);
+            .send_control(Control::Shutdown { deadline, ack: tx }, deadline, true);
         let res = match sent {
             Ok(()) => match rx.recv_deadline(deadline + Duration::from_millis(50)) {
                 Ok(res) => {

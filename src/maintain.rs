@@ -105,6 +105,17 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             return;
         }
     };
+    // A compression whose last directory fsync failed left the segment twice: settle it now,
+    // not at the next start.
+    for (seq, s) in &scan.segments {
+        if s.plain.is_some() && s.gz.is_some() {
+            let plain = cfg.path(&name::segment(&cfg.stem, *seq, &s.label));
+            let gz = cfg.path(&name::compressed(&cfg.stem, *seq, &s.label));
+            if let Err(e) = crate::compress::settle(cfg, &plain, &gz, stop) {
+                c.error(e);
+            }
+        }
+    }
     if cfg.compression.is_on() {
         // The newest `compress_after` finished segments stay plain.
         let total = scan.segments.values().filter(|s| s.is_finished()).count();

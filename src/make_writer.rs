@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::format::escape::text_escape_into;
+use crate::format::escape::controls_escape_into;
 use crate::queue::Queue;
 
 /// A [`MakeWriter`] feeding the sink: each event `fmt::layer()` writes becomes one record.
 /// Control characters inside a record (the raw CR/LF that fmt's text format lets through) are
-/// escaped, so a record stays one line.
+/// escaped JSON-style (`\n`, `\u001b`), so a record stays one line and a JSON record stays
+/// valid JSON.
 #[derive(Debug, Clone)]
 pub struct FileSinkWriter {
     queue: Arc<Queue>,
@@ -67,7 +68,8 @@ impl Drop for RecordWriter<'_> {
         } else {
             let s = String::from_utf8_lossy(&rec);
             let mut out = Vec::with_capacity(rec.len() + 16);
-            text_escape_into(&mut out, &s);
+            // JSON-style escapes: still valid JSON for fmt's JSON format, readable in text.
+            controls_escape_into(&mut out, &s);
             out
         };
         rec.push(b'\n');

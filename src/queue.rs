@@ -234,18 +234,40 @@ impl Queue {
     }
 
     /// Sends a control message, waiting at most until `deadline` for room.
-    pub(crate) fn send_control(&self, c: Control, deadline: Instant) -> Result<(), Error> {
-        let now = Instant::now();
-        let res = self
-            .tx
-            .send_timeout(Msg::Control(c), deadline.saturating_duration_since(now));
-        self.wake();
-        match res {
-            Ok(()) => Ok(()),
-            Err(SendTimeoutError::Timeout(_)) => {
-                Err(Error::timed_out("waiting for room in the queue"))
+    /// With `patient` false, a full queue in front of a writer that cannot write (full disk)
+    /// returns the writer's error after [`BLOCK_SLICE`] instead of waiting for `deadline`.
+    pub(crate) fn send_control(
+        &self,
+        c: Control,
+        deadline: Instant,
+        patient: bool,
+    ) -> Result<(), Error> {
+        let started = Instant::now();
+        let mut msg = Msg::Control(c);
+        loop {
+            self.wake();
+            let now = Instant::now();
+            let slice = deadline.saturating_duration_since(now).min(BLOCK_SLICE);
+            match self.tx.send_timeout(msg, slice) {
+                Ok(()) => {
+                    self.wake();
+                    return Ok(());
+                }
+                Err(SendTimeoutError::Disconnected(_)) => return Err(Error::shut_down()),
+                Err(SendTimeoutError::Timeout(m)) => {
+                    msg = m;
+                    let failing = self.writer_state() == crate::stats::FAILING;
+                    if !patient && failing && started.elapsed() >= BLOCK_SLICE {
+                        return Err(self
+                            .counters
+                            .peek_error()
+                            .unwrap_or_else(|| Error::timed_out("waiting for room in the queue")));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::timed_out("waiting for room in the queue"));
+                    }
+                }
             }
-            Err(SendTimeoutError::Disconnected(_)) => Err(Error::shut_down()),
         }
     }
 

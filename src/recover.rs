@@ -42,14 +42,9 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
         if let (Some(_), Some(_)) = (&seg.plain, &seg.gz) {
             let plain = cfg.path(&name::segment(&cfg.stem, *seq, &seg.label));
             let gz = cfg.path(&name::compressed(&cfg.stem, *seq, &seg.label));
-            let good = compress_ok(cfg, &plain, &gz, &never);
-            if good {
-                fs.remove(&plain)
-                    .map_err(|e| Error::io("remove compressed segment's source", &plain, e))?;
+            if crate::compress::settle(cfg, &plain, &gz, &never)? {
                 gz_kept += 1;
             } else {
-                fs.remove(&gz)
-                    .map_err(|e| Error::io("remove unverified compressed segment", &gz, e))?;
                 gz_removed += 1;
             }
         }
@@ -119,17 +114,4 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
         actions,
         notes,
     })
-}
-
-fn compress_ok(
-    cfg: &Config,
-    plain: &std::path::Path,
-    gz: &std::path::Path,
-    stop: &AtomicBool,
-) -> bool {
-    match crate::compress::plain_crc(cfg, plain, stop) {
-        Ok((len, crc)) => crate::compress::verify(cfg, gz, len, crc, stop).is_ok(),
-        // The source cannot be read: keep whichever verifies on its own.
-        Err(_) => false,
-    }
 }

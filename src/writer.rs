@@ -89,6 +89,9 @@ pub(crate) struct Writer {
     /// Start write-out early: an fsync is coming (size rotation or an fsync policy).
     early_writeback: bool,
     idle_naps: u32,
+    /// The advisory lock on `<stem>.log.lock`: held exactly as long as this thread may write,
+    /// so another sink can take over once it has exited, and never before.
+    _lock: std::fs::File,
     /// Messages for the log that could not be written yet (recovery reports).
     pending_notes: Vec<(String, Vec<(&'static str, u64)>)>,
 }
@@ -98,16 +101,30 @@ struct Failure {
     retry_at: Instant,
 }
 
+/// What `build()` hands the writer thread.
+pub(crate) struct Start {
+    pub(crate) active: Active,
+    pub(crate) next_seq: u64,
+    pub(crate) finisher: Finisher,
+    /// Records of the sink's own to write first (recovery reports).
+    pub(crate) notes: Vec<(String, Vec<(&'static str, u64)>)>,
+    pub(crate) lock: std::fs::File,
+}
+
 impl Writer {
     pub(crate) fn new(
         cfg: Arc<Config>,
         queue: Arc<Queue>,
         rx: Receiver<Msg>,
-        active: Active,
-        next_seq: u64,
-        finisher: Finisher,
-        notes: Vec<(String, Vec<(&'static str, u64)>)>,
+        start: Start,
     ) -> Writer {
+        let Start {
+            active,
+            next_seq,
+            finisher,
+            notes,
+            lock,
+        } = start;
         let next_boundary = cfg.rotation.next_boundary(active.opened, cfg.time_zone);
         let early_writeback = cfg.rotation.size.is_some() || cfg.fsync != Fsync::Never;
         Writer {
@@ -133,6 +150,7 @@ impl Writer {
             finisher,
             idle_naps: 0,
             pending_notes: notes,
+            _lock: lock,
         }
     }
 
@@ -596,6 +614,8 @@ impl Writer {
     fn control(&mut self, c: Control) -> bool {
         match c {
             Control::Flush { sync, ack } => {
+                // Drops counted before this flush are reported before it returns.
+                self.report_drops();
                 let written = self.write_out();
                 if written && self.boundary_passed() {
                     let _ = self.rotate();

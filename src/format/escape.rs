@@ -63,16 +63,27 @@ fn special_at(bytes: &[u8], i: usize) -> Option<(u32, usize)> {
 
 /// Appends `s` to `out` escaped for the inside of a JSON string (no surrounding quotes).
 pub(crate) fn json_escape_into(out: &mut Vec<u8>, s: &str) {
+    json_style_escape(out, s, true);
+}
+
+/// Escapes only the control characters, JSON-style (`\n`, `\u001b`, `\u2028`), leaving `"`
+/// and `\` alone: valid inside a JSON string and readable in text. For records formatted by
+/// someone else (`build_writer`), whose format the sink does not know.
+pub(crate) fn controls_escape_into(out: &mut Vec<u8>, s: &str) {
+    json_style_escape(out, s, false);
+}
+
+fn json_style_escape(out: &mut Vec<u8>, s: &str, quotes: bool) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut i = next_special(bytes, 0, true);
+    let mut i = next_special(bytes, 0, quotes);
     if i == bytes.len() {
         out.extend_from_slice(bytes);
         return;
     }
     while i < bytes.len() {
         match special_at(bytes, i) {
-            Some((cp, len)) => {
+            Some((cp, len)) if quotes || (cp != 0x22 && cp != 0x5c) => {
                 out.extend_from_slice(&bytes[start..i]);
                 match cp {
                     0x22 => out.extend_from_slice(b"\\\""),
@@ -92,9 +103,9 @@ pub(crate) fn json_escape_into(out: &mut Vec<u8>, s: &str) {
                 i += len;
                 start = i;
             }
-            None => i += 1,
+            _ => i += 1,
         }
-        i = next_special(bytes, i, true);
+        i = next_special(bytes, i, quotes);
     }
     out.extend_from_slice(&bytes[start..]);
 }
@@ -235,6 +246,19 @@ mod tests {
     fn json_plain_is_copied() {
         assert_eq!(json("hello world é ü ✓"), "hello world é ü ✓");
         assert_eq!(json(""), "");
+    }
+
+    #[test]
+    fn controls_only_escape_is_valid_json_and_keeps_quotes() {
+        let mut v = Vec::new();
+        let input = "{\"m\":\"a\nb\x1b\u{7f}\u{85}\u{2028} q\\\" \\\\\"}";
+        controls_escape_into(&mut v, input);
+        let out = String::from_utf8(v).unwrap();
+        assert_eq!(out, r#"{"m":"a\nb\u001b\u007f\u0085\u2028 q\" \\"}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let original: serde_json::Value =
+            serde_json::from_str(&input.replace('\n', "\\n").replace('\x1b', "\\u001b")).unwrap();
+        assert_eq!(parsed["m"], original["m"]);
     }
 
     #[test]
