@@ -35,10 +35,6 @@ pub(crate) trait FileHandle: Write + Send + fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// (device, inode), to notice when the name now points elsewhere.
     fn identity(&self) -> io::Result<(u64, u64)>;
-    /// Starts writing `len` bytes at `offset` back to the device without waiting, so a later
-    /// fsync (rotation, `sync()`) only waits for the most recent data. A hint: errors surface
-    /// at the fsync.
-    fn start_writeback(&self, _offset: u64, _len: u64) {}
 }
 
 /// The operations the sink performs on the file system.
@@ -105,20 +101,6 @@ impl FileHandle for RealFile {
     fn identity(&self) -> io::Result<(u64, u64)> {
         let m = self.0.metadata()?;
         Ok((m.dev(), m.ino()))
-    }
-
-    fn start_writeback(&self, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return;
-        };
-        // SAFETY: sync_file_range(2) takes plain integers; the descriptor is owned by this
-        // open `File` for the duration of the call. SYNC_FILE_RANGE_WRITE only initiates
-        // write-out and touches no memory of ours.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::sync_file_range(self.0.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
-        }
     }
 }
 

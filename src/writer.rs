@@ -52,11 +52,6 @@ impl Fsync {
 
 /// Past this many buffered bytes the writer writes before draining more.
 pub(crate) const BATCH_BYTES: usize = 256 * 1024;
-/// Written data is handed to the device in windows of this size as it is written, so the
-/// fsync that finalizes a segment waits for one window, not the whole segment (RocksDB's
-/// `bytes_per_sync`). Measured: rotation every 8 MiB went from 0.74 to 0.9+ of the
-/// throughput without rotation.
-const WRITEBACK_WINDOW: u64 = 1 << 20;
 const NAP: Duration = Duration::from_millis(1);
 const DEEP_SLEEP_AFTER: u32 = 50;
 const DEEP_SLEEP_MAX: Duration = Duration::from_secs(1);
@@ -86,8 +81,6 @@ pub(crate) struct Writer {
     failure: Option<Failure>,
     /// Finishes sealed segments (fsync, final rename) off this thread.
     finisher: Finisher,
-    /// Start write-out early: an fsync is coming (size rotation or an fsync policy).
-    early_writeback: bool,
     idle_naps: u32,
     /// The advisory lock on `<stem>.log.lock`: held exactly as long as this thread may write,
     /// so another sink can take over once it has exited, and never before.
@@ -126,9 +119,7 @@ impl Writer {
             lock,
         } = start;
         let next_boundary = cfg.rotation.next_boundary(active.opened, cfg.time_zone);
-        let early_writeback = cfg.rotation.size.is_some() || cfg.fsync != Fsync::Never;
         Writer {
-            early_writeback,
             cfg,
             queue,
             rx,
@@ -327,13 +318,6 @@ impl Writer {
                     self.counters()
                         .writer_state
                         .store(HEALTHY, Ordering::Release);
-                }
-                if let Some(a) = self.active.as_mut().filter(|_| self.early_writeback) {
-                    if a.size >= a.writeback_from + WRITEBACK_WINDOW {
-                        a.file
-                            .start_writeback(a.writeback_from, a.size - a.writeback_from);
-                        a.writeback_from = a.size;
-                    }
                 }
                 let urgent = std::mem::take(&mut self.buf_urgent);
                 if urgent || self.cfg.fsync == Fsync::Always {

@@ -27,8 +27,6 @@ pub(crate) struct Active {
     pub(crate) opened: SystemTime,
     /// (device, inode) when opened, to notice the file being moved away.
     pub(crate) identity: (u64, u64),
-    /// Offset up to which write-out to the device was started.
-    pub(crate) writeback_from: u64,
 }
 
 /// Refuses a symlink or a directory at the active path.
@@ -74,7 +72,6 @@ pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64)
             size,
             opened,
             identity,
-            writeback_from: size,
         },
         trimmed,
     ))
@@ -97,7 +94,6 @@ pub(crate) fn create_active(cfg: &Config, now: SystemTime) -> Result<Active, Err
         size: 0,
         opened: now,
         identity,
-        writeback_from: 0,
     })
 }
 
