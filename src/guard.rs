@@ -237,6 +237,33 @@ impl FileSinkGuard {
         self.control(Control::Reopen)
     }
 
+    /// Waits until background maintenance has caught up: everything logged before the call is
+    /// in finished segments or the active file, every finished segment due for compression is
+    /// compressed, and retention has been applied. Useful before exiting a short-lived program
+    /// or in tests; a long-running service never needs it.
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush); [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut) when the
+    /// work takes longer than `timeout` (it goes on in the background).
+    pub fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        control(&self.queue, timeout, |ack| Control::Flush {
+            sync: false,
+            ack,
+        })?;
+        let pass = match &*self.maintenance.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(m) => m.request_pass(),
+            None => return Ok(()),
+        };
+        match pass.recv_deadline(deadline) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(Error::timed_out("waiting for compression and retention"))
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(Error::shut_down()),
+        }
+    }
+
     /// A snapshot of the sink's counters.
     pub fn stats(&self) -> Stats {
         self.queue.counters.snapshot()

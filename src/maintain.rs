@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::builder::Config;
 use crate::error::Error;
@@ -25,6 +25,8 @@ const IDLE_PASS: Duration = Duration::from_secs(30);
 
 pub(crate) struct Maintenance {
     tx: Sender<()>,
+    /// Requests to be told when a full pass has run (`guard.wait_idle`).
+    barrier: Sender<Sender<()>>,
     stop: Arc<AtomicBool>,
     done: Receiver<()>,
     handle: JoinHandle<()>,
@@ -36,6 +38,7 @@ impl Maintenance {
             return Ok(None);
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
+        let (barrier, barrier_rx) = crossbeam_channel::unbounded();
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
@@ -46,13 +49,14 @@ impl Maintenance {
                 // Compression gets only the CPU the application leaves idle: on a busy
                 // machine segments wait plain (counted as backlog) rather than slow logging.
                 let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-                run(&cfg, &queue, &rx, &s);
+                run(&cfg, &queue, &rx, &barrier_rx, &s);
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::io("spawn maintenance thread", &path, e))?;
         let _ = tx.try_send(());
         Ok(Some(Maintenance {
             tx,
+            barrier,
             stop,
             done,
             handle,
@@ -61,6 +65,13 @@ impl Maintenance {
 
     pub(crate) fn notifier(&self) -> Sender<()> {
         self.tx.clone()
+    }
+
+    /// Asks for a full pass; the returned channel answers once it has run.
+    pub(crate) fn request_pass(&self) -> Receiver<()> {
+        let (ack, rx) = crossbeam_channel::bounded(1);
+        let _ = self.barrier.send(ack);
+        rx
     }
 
     /// Stops after the current step (an unfinished compression is abandoned, its temp file
@@ -75,16 +86,28 @@ impl Maintenance {
     }
 }
 
-fn run(cfg: &Config, queue: &Queue, rx: &Receiver<()>, stop: &AtomicBool) {
+fn run(
+    cfg: &Config,
+    queue: &Queue,
+    rx: &Receiver<()>,
+    barriers: &Receiver<Sender<()>>,
+    stop: &AtomicBool,
+) {
     loop {
-        match rx.recv_timeout(IDLE_PASS) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+        let mut waiting = Vec::new();
+        crossbeam_channel::select! {
+            recv(rx) -> poke => if poke.is_err() { return },
+            recv(barriers) -> ack => if let Ok(ack) = ack { waiting.push(ack) },
+            default(IDLE_PASS) => {},
         }
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        waiting.extend(barriers.try_iter());
         pass(cfg, queue, stop);
+        for ack in waiting {
+            let _ = ack.send(());
+        }
     }
 }
 

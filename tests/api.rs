@@ -87,3 +87,37 @@ fn fmt_layer_over_build_writer() {
         .collect();
     assert_eq!(got, (0..1000).collect::<Vec<_>>());
 }
+
+/// `wait_idle` returns once every finished segment due for compression is compressed.
+#[test]
+fn wait_idle_waits_for_compression_and_retention() {
+    use tracing_filesink::{Compression, Retention, Rotation};
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = FileSink::builder(dir.path(), "app")
+        .rotation(Rotation::size(16 << 10))
+        .compression(Compression::gzip())
+        .compress_after(1)
+        .retention(Retention::files(6))
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..3000u64 {
+            tracing::info!(i, pad = "some padding to fill segments faster", "event");
+        }
+    });
+    guard.wait_idle(std::time::Duration::from_secs(60)).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("app.0"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 6, "{names:?}");
+    let (last, older) = names.split_last().unwrap();
+    assert!(last.ends_with(".log"), "the newest stays plain: {names:?}");
+    assert!(older.iter().all(|n| n.ends_with(".log.gz")), "{names:?}");
+    let stats = guard.stats();
+    assert_eq!(stats.compression_backlog, 0);
+    assert!(stats.segments_pruned > 0 && stats.segments_compressed >= 5);
+}
