@@ -189,3 +189,61 @@ fn full_disk_then_space_returns() {
         stats.write_errors
     );
 }
+
+/// `Retention::min_free_bytes` keeps a small file system from filling: oldest segments go
+/// first, writing never fails, and what survives is the newest, gap-free run of events.
+#[test]
+fn min_free_bytes_keeps_space() {
+    if !fault_support::is_root() {
+        fault_support::skip_or_fail(
+            "min_free_bytes_keeps_space",
+            "needs root to mount a tmpfs (run as root, as CI does)",
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("small");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let _mount = match Mount::tmpfs(&dir, "2m") {
+        Ok(m) => m,
+        Err(why) => {
+            fault_support::skip_or_fail("min_free_bytes_keeps_space", &why);
+            return;
+        }
+    };
+    let (layer, guard) = FileSink::builder(&dir, STEM)
+        .rotation(tracing_filesink::Rotation::size(64 << 10))
+        .retention(tracing_filesink::Retention::keep_all().min_free_bytes(768 << 10))
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let mut seq = 0u64;
+    // About 6 MiB in all, three times the file system.
+    for _batch in 0..60 {
+        tracing::dispatcher::with_default(&dispatch, || {
+            for _ in 0..500 {
+                tracing::info!(seq, pad = "0123456789abcdef0123456789abcdef", "filling");
+                seq += 1;
+            }
+        });
+        // A maintenance pass after each ~100 KiB, as rotations would trigger anyway.
+        guard.wait_idle(Duration::from_secs(30)).expect("wait_idle");
+    }
+    let stats = guard.stats();
+    guard.shutdown(Duration::from_secs(10)).expect("shutdown");
+    assert_eq!(stats.write_errors, 0, "the disk never filled: {stats:?}");
+    assert!(stats.segments_pruned > 0, "{stats:?}");
+    let lines = fault_support::read_all(&dir, STEM).expect("read back");
+    let seqs: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l.json["fields"]["seq"].as_u64())
+        .collect();
+    assert!(!seqs.is_empty());
+    let first = seqs[0];
+    assert_eq!(
+        seqs,
+        (first..seq).collect::<Vec<_>>(),
+        "the newest events survive, in order, without a gap"
+    );
+    assert!(first > 0, "old segments were pruned");
+}
