@@ -269,7 +269,7 @@ impl Builder {
         self
     }
 
-    fn validate(self) -> Result<Config, Error> {
+    pub(crate) fn validate(self) -> Result<Config, Error> {
         let stem = self.stem;
         if stem.is_empty() {
             return Err(Error::config("stem", "the file stem is empty"));

@@ -239,3 +239,169 @@ pub(crate) fn settle(
         .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
     Ok(good)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{Entry, Fs, RealFs};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    /// The real file system, except that temp files fill up after `room` bytes (ENOSPC).
+    #[derive(Debug)]
+    struct SmallDisk {
+        room: usize,
+    }
+
+    #[derive(Debug)]
+    struct Filling {
+        inner: Box<dyn FileHandle>,
+        left: usize,
+    }
+
+    impl Write for Filling {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            self.inner.write(&buf[..n])
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl FileHandle for Filling {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.inner.read_at(buf, offset)
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.inner.sync()
+        }
+        fn set_len(&mut self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn identity(&self) -> io::Result<(u64, u64)> {
+            self.inner.identity()
+        }
+    }
+
+    impl Fs for SmallDisk {
+        fn open_append(&self, p: &Path, m: u32) -> io::Result<Box<dyn FileHandle>> {
+            RealFs.open_append(p, m)
+        }
+        fn create_new(&self, p: &Path, m: u32) -> io::Result<Box<dyn FileHandle>> {
+            RealFs.create_new(p, m)
+        }
+        fn open_read(&self, p: &Path) -> io::Result<Box<dyn FileHandle>> {
+            RealFs.open_read(p)
+        }
+        fn rename_noreplace(&self, a: &Path, b: &Path) -> io::Result<()> {
+            RealFs.rename_noreplace(a, b)
+        }
+        fn remove(&self, p: &Path) -> io::Result<()> {
+            RealFs.remove(p)
+        }
+        fn sync_dir(&self, d: &Path) -> io::Result<()> {
+            RealFs.sync_dir(d)
+        }
+        fn read_dir(&self, d: &Path) -> io::Result<Vec<Entry>> {
+            RealFs.read_dir(d)
+        }
+        fn identity(&self, p: &Path) -> io::Result<(u64, u64)> {
+            RealFs.identity(p)
+        }
+        fn free_bytes(&self, d: &Path) -> io::Result<u64> {
+            RealFs.free_bytes(d)
+        }
+        fn create_dir_all(&self, d: &Path, m: u32) -> io::Result<()> {
+            RealFs.create_dir_all(d, m)
+        }
+        fn create_temp(
+            &self,
+            d: &Path,
+            stem: &str,
+            m: u32,
+        ) -> io::Result<(PathBuf, Box<dyn FileHandle>)> {
+            let (p, inner) = RealFs.create_temp(d, stem, m)?;
+            Ok((
+                p,
+                Box::new(Filling {
+                    inner,
+                    left: self.room,
+                }),
+            ))
+        }
+        fn set_modified(&self, p: &Path, t: SystemTime) -> io::Result<()> {
+            RealFs.set_modified(p, t)
+        }
+    }
+
+    fn segment_with_data(dir: &Path) -> (PathBuf, Vec<u8>) {
+        let plain = dir.join("app.0000000001.20261126T031448Z.log");
+        // Incompressible enough that the gzip stream outgrows the room.
+        let mut data = Vec::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..4000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.extend_from_slice(format!("{{\"i\":{i},\"r\":\"{x:016x}\"}}\n").as_bytes());
+        }
+        std::fs::write(&plain, &data).unwrap();
+        (plain, data)
+    }
+
+    /// A full disk during compression keeps the plain segment intact and leaves no temp file
+    /// and no `.gz`; with room, the `.gz` replaces it and holds exactly its bytes.
+    #[test]
+    fn full_disk_keeps_the_plain_segment() {
+        for room in [0usize, 1, 100, 10_000, 50_000] {
+            let tmp = tempfile::tempdir().unwrap();
+            let cfg = crate::FileSink::builder(tmp.path(), "app")
+                .compression(Compression::gzip())
+                .with_fs(Arc::new(SmallDisk { room }))
+                .validate()
+                .unwrap();
+            let (plain, data) = segment_with_data(tmp.path());
+            let gz = tmp.path().join("app.0000000001.20261126T031448Z.log.gz");
+            let err = compress(&cfg, &plain, &gz, &AtomicBool::new(false)).unwrap_err();
+            assert_eq!(
+                err.io_error().and_then(|e| e.raw_os_error()),
+                Some(28),
+                "{err}"
+            );
+            assert_eq!(std::fs::read(&plain).unwrap(), data, "room {room}");
+            let names: Vec<String> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            assert_eq!(
+                names,
+                ["app.0000000001.20261126T031448Z.log"],
+                "room {room}"
+            );
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = crate::FileSink::builder(tmp.path(), "app")
+            .compression(Compression::gzip())
+            .with_fs(Arc::new(SmallDisk { room: usize::MAX }))
+            .validate()
+            .unwrap();
+        let (plain, data) = segment_with_data(tmp.path());
+        let gz = tmp.path().join("app.0000000001.20261126T031448Z.log.gz");
+        compress(&cfg, &plain, &gz, &AtomicBool::new(false)).unwrap();
+        assert!(!plain.exists());
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+    }
+}
