@@ -209,7 +209,9 @@ impl FileSinkGuard {
     }
 
     /// Returns once every event enqueued before the call has been handed to the operating
-    /// system (it survives a crash of the process, not of the machine).
+    /// system (it survives a crash of the process, not of the machine), and every segment
+    /// rotated before it carries its final name (a background thread fsyncs it first, so a
+    /// flush right after a rotation can take as long as that fsync).
     ///
     /// # Errors
     /// The writer's last I/O error since the previous `flush`/`sync`, if any; an error at once
@@ -238,8 +240,8 @@ impl FileSinkGuard {
     }
 
     /// Waits until background maintenance has caught up: everything logged before the call is
-    /// in finished segments or the active file, every finished segment due for compression is
-    /// compressed, and retention has been applied. Useful before exiting a short-lived program
+    /// synced (as by [`sync`](Self::sync)) in finished segments or the active file, every
+    /// finished segment due for compression is compressed, and retention has been applied. Useful before exiting a short-lived program
     /// or in tests; a long-running service never needs it.
     ///
     /// # Errors
@@ -247,8 +249,9 @@ impl FileSinkGuard {
     /// work takes longer than `timeout` (it goes on in the background).
     pub fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
+        // Synced: every segment sealed so far is finished, so the pass sees them all.
         control(&self.queue, timeout, |ack| Control::Flush {
-            sync: false,
+            sync: true,
             ack,
         })?;
         let pass = match &*self.maintenance.lock().unwrap_or_else(|p| p.into_inner()) {
