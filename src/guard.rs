@@ -241,8 +241,9 @@ impl FileSinkGuard {
 
     /// Waits until background maintenance has caught up: everything logged before the call is
     /// synced (as by [`sync`](Self::sync)) in finished segments or the active file, every
-    /// finished segment due for compression is compressed, and retention has been applied. Useful before exiting a short-lived program
-    /// or in tests; a long-running service never needs it.
+    /// finished segment due for compression is compressed, and retention has been applied.
+    /// Useful before exiting a short-lived program or in tests; a long-running service never
+    /// needs it.
     ///
     /// # Errors
     /// As [`flush`](Self::flush); [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut) when the
