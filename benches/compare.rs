@@ -1,7 +1,7 @@
 //! End-to-end comparison of this crate with the usual `tracing` file pipelines.
 //!
 //! `cargo bench --bench compare` runs one workload through every variant and prints one
-//! markdown table. Workload: 4 threads, each logging `BENCH_EVENTS` (default 200,000) JSON
+//! markdown table. Workload: 4 threads, each logging `BENCH_EVENTS` (default 500,000) JSON
 //! events with 4 fields and no span, lossless, into a file in a fresh temp dir. The clock runs
 //! from a start barrier to the moment everything is in the file (the final flush).
 //!
@@ -121,7 +121,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn events_per_thread() -> usize {
-    env_usize("BENCH_EVENTS", 200_000)
+    env_usize("BENCH_EVENTS", 500_000)
 }
 
 // ---------------------------------------------------------------------------------------
