@@ -324,7 +324,11 @@ impl FileSinkGuard {
         if let Some(m) = maintenance {
             m.stop(deadline);
         }
-        res
+        // An error the maintenance thread kept while the writer was shutting down.
+        match (res, self.queue.counters.take_error()) {
+            (Ok(()), Some(late)) => Err(late),
+            (res, _) => res,
+        }
     }
 }
 
