@@ -57,26 +57,34 @@ fn ends_clean(path: &Path) -> bool {
     data.is_empty() || data.ends_with(b"\n")
 }
 
-#[test]
-fn full_disk_then_space_returns() {
+/// A fresh tmpfs of `size` at `<tempdir>/small`, or `None` after saying why it cannot be had
+/// (failing instead when `CI` is set). Keep all three alive for the test's duration.
+fn small_disk(test: &str, size: &str) -> Option<(tempfile::TempDir, PathBuf, Mount)> {
     if !fault_support::is_root() {
         fault_support::skip_or_fail(
-            "full_disk_then_space_returns",
+            test,
             "needs root to mount a tmpfs (run as root, as CI does)",
         );
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("small");
     std::fs::create_dir(&dir).expect("mkdir");
+    match Mount::tmpfs(&dir, size) {
+        Ok(m) => Some((tmp, dir, m)),
+        Err(why) => {
+            fault_support::skip_or_fail(test, &why);
+            None
+        }
+    }
+}
+
+#[test]
+fn full_disk_then_space_returns() {
     // Small, but the space freed later must exceed what the writer holds while it cannot
     // write (up to max(queue_bytes, 256 KiB)), or it fills the disk again at once.
-    let _mount = match Mount::tmpfs(&dir, "1m") {
-        Ok(m) => m,
-        Err(why) => {
-            fault_support::skip_or_fail("full_disk_then_space_returns", &why);
-            return;
-        }
+    let Some((_tmp, dir, _mount)) = small_disk("full_disk_then_space_returns", "1m") else {
+        return;
     };
     // A filler we can delete later to give the space back.
     let filler = dir.join("filler");
@@ -194,22 +202,8 @@ fn full_disk_then_space_returns() {
 /// first, writing never fails, and what survives is the newest, gap-free run of events.
 #[test]
 fn min_free_bytes_keeps_space() {
-    if !fault_support::is_root() {
-        fault_support::skip_or_fail(
-            "min_free_bytes_keeps_space",
-            "needs root to mount a tmpfs (run as root, as CI does)",
-        );
+    let Some((_tmp, dir, _mount)) = small_disk("min_free_bytes_keeps_space", "2m") else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("small");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let _mount = match Mount::tmpfs(&dir, "2m") {
-        Ok(m) => m,
-        Err(why) => {
-            fault_support::skip_or_fail("min_free_bytes_keeps_space", &why);
-            return;
-        }
     };
     let (layer, guard) = FileSink::builder(&dir, STEM)
         .rotation(tracing_filesink::Rotation::size(64 << 10))
