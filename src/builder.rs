@@ -162,8 +162,9 @@ impl Builder {
     }
 
     /// Most bytes of formatted events waiting in the queue (a single larger event is still
-    /// accepted into an empty queue). Default: 64 MiB. The writer holds at most as much again
-    /// while it cannot write.
+    /// accepted into an empty queue). Default: 64 MiB. Half of it bounds typical records
+    /// through the queue's capacity (no shared counter on the logging path), the other half
+    /// bounds large ones. The writer holds at most as much again while it cannot write.
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self

@@ -62,9 +62,14 @@ const BLOCK_SLICE: Duration = Duration::from_millis(100);
 
 pub(crate) struct Queue {
     tx: Sender<Msg>,
-    /// Bytes of records in the channel.
+    /// Bytes of *large* records in the channel (see [`Queue::accounted`]).
     bytes: AtomicUsize,
     max_bytes: usize,
+    /// Records up to this size are bounded by the channel's capacity alone:
+    /// `capacity × small_max ≤ max_bytes / 2`, so they need no shared counter.
+    small_max: usize,
+    /// What larger records may take: the other half of `max_bytes`.
+    large_budget: usize,
     overflow: Overflow,
     /// Callers waiting for byte room, and where they wait.
     space_waiters: AtomicUsize,
@@ -100,6 +105,8 @@ impl Queue {
                 tx,
                 bytes: AtomicUsize::new(0),
                 max_bytes,
+                small_max: max_bytes / (2 * capacity.max(1)),
+                large_budget: (max_bytes / 2).max(1),
                 overflow,
                 space_waiters: AtomicUsize::new(0),
                 space_lock: Mutex::new(()),
@@ -120,6 +127,18 @@ impl Queue {
         self.max_bytes
     }
 
+    /// The bytes a record of `len` bytes counts against the shared byte budget. Typical
+    /// records count nothing: their number is bounded by the channel, so their bytes are too,
+    /// and a caller skips a contended atomic add. Writer and callers use the same rule.
+    #[inline]
+    pub(crate) fn accounted(&self, len: usize) -> usize {
+        if len <= self.small_max {
+            0
+        } else {
+            len
+        }
+    }
+
     fn writer_state(&self) -> u8 {
         self.counters.writer_state.load(Ordering::Acquire)
     }
@@ -136,8 +155,8 @@ impl Queue {
             self.dropped();
             return;
         }
-        let len = record.len();
-        if !self.reserve(len) {
+        let len = self.accounted(record.len());
+        if len > 0 && !self.reserve(len) {
             self.dropped();
             return;
         }
@@ -164,7 +183,7 @@ impl Queue {
     #[inline]
     fn reserve(&self, len: usize) -> bool {
         let prev = self.bytes.fetch_add(len, Ordering::Relaxed);
-        if prev == 0 || prev + len <= self.max_bytes {
+        if prev == 0 || prev + len <= self.large_budget {
             return true;
         }
         self.bytes.fetch_sub(len, Ordering::Relaxed);
@@ -182,7 +201,7 @@ impl Queue {
         let started = Instant::now();
         let ok = loop {
             let prev = self.bytes.fetch_add(len, Ordering::SeqCst);
-            if prev == 0 || prev + len <= self.max_bytes {
+            if prev == 0 || prev + len <= self.large_budget {
                 break true;
             }
             self.bytes.fetch_sub(len, Ordering::SeqCst);
@@ -281,10 +300,6 @@ impl Queue {
             let _g = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
             self.space.notify_all();
         }
-    }
-
-    pub(crate) fn queued_bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
     }
 
     /// The caller's half of the sleep protocol: the SeqCst fence orders our enqueue before

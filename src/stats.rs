@@ -26,7 +26,7 @@ pub struct Stats {
     pub format_errors: u64,
     /// The most events seen waiting in the queue at once.
     pub queue_high_water: u64,
-    /// The most bytes seen waiting in the queue at once.
+    /// The most bytes of records the writer found waiting at once.
     pub queue_bytes_high_water: u64,
     /// `fsync` calls made on log files and the directory.
     pub fsyncs: u64,

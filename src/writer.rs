@@ -171,16 +171,16 @@ impl Writer {
         loop {
             let mut progressed = false;
             let depth = self.rx.len() as u64;
-            Counters::raise(&self.counters().queue_high_water, depth);
-            Counters::raise(
-                &self.counters().queue_bytes_high_water,
-                self.queue.queued_bytes() as u64,
-            );
+            if depth > self.counters().queue_high_water.load(Ordering::Relaxed) {
+                Counters::raise(&self.counters().queue_high_water, depth);
+            }
             let mut freed = 0usize;
+            let mut drained = 0u64;
             while self.buf.len() < self.buf_limit() {
                 match self.rx.try_recv() {
                     Ok(Msg::Record(rec, urgent)) => {
-                        freed += rec.len();
+                        freed += self.queue.accounted(rec.len());
+                        drained += rec.len() as u64;
                         self.append(&rec, urgent, false);
                         progressed = true;
                     }
@@ -209,6 +209,14 @@ impl Writer {
                 }
             }
             self.queue.release(freed);
+            if drained
+                > self
+                    .counters()
+                    .queue_bytes_high_water
+                    .load(Ordering::Relaxed)
+            {
+                Counters::raise(&self.counters().queue_bytes_high_water, drained);
+            }
             self.report_drops();
             self.write_out();
             self.timers();
@@ -675,7 +683,7 @@ impl Writer {
             while self.buf.len() < self.buf_limit() {
                 match self.rx.try_recv() {
                     Ok(Msg::Record(rec, urgent)) => {
-                        freed += rec.len();
+                        freed += self.queue.accounted(rec.len());
                         self.append(&rec, urgent, false);
                     }
                     Ok(Msg::Control(Control::Flush { ack, .. }))
@@ -730,7 +738,7 @@ impl Writer {
         // they still manage to enqueue is counted as dropped by nobody, so refuse it now.
         while let Ok(msg) = self.rx.try_recv() {
             if let Msg::Record(rec, _) = msg {
-                self.queue.release(rec.len());
+                self.queue.release(self.queue.accounted(rec.len()));
                 self.counters()
                     .events_dropped
                     .fetch_add(1, Ordering::Relaxed);
