@@ -29,12 +29,49 @@ static CLASS: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// True when some byte of `x` is zero (exact; Bit Twiddling Hacks' `haszero`).
+#[inline]
+fn has_zero(x: u64) -> bool {
+    x.wrapping_sub(ONES) & !x & HIGHS != 0
+}
+
+/// True when some byte of the 8 in `x` may need attention: a C0 control, `"` or `\\` (with
+/// `quote_specials`), or anything from DEL up (DEL, and the lead bytes of C1 controls and
+/// U+2028/U+2029 among ordinary UTF-8). Never false when a byte needs attention.
+#[inline]
+fn maybe_special(x: u64, quote_specials: bool) -> bool {
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS != 0;
+    let del_or_more = (x.wrapping_add(ONES) | x) & HIGHS != 0;
+    below_space
+        || del_or_more
+        || (quote_specials && (has_zero(x ^ (ONES * 0x22)) || has_zero(x ^ (ONES * 0x5c))))
+}
+
+#[inline]
+fn is_special(b: u8, quote_specials: bool) -> bool {
+    let c = CLASS[b as usize];
+    c != 0 && (c != 4 || quote_specials)
+}
+
 /// Finds the next byte at or after `i` that needs attention, honoring `quote_specials`.
+/// Clean text is skipped eight bytes at a time.
 #[inline]
 fn next_special(bytes: &[u8], mut i: usize, quote_specials: bool) -> usize {
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if maybe_special(u64::from_le_bytes(word), quote_specials) {
+            if let Some(j) = chunk.iter().position(|&b| is_special(b, quote_specials)) {
+                return i + j;
+            }
+        }
+        i += 8;
+    }
     while i < bytes.len() {
-        let c = CLASS[bytes[i] as usize];
-        if c != 0 && (c != 4 || quote_specials) {
+        if is_special(bytes[i], quote_specials) {
             return i;
         }
         i += 1;
@@ -238,6 +275,27 @@ mod tests {
             if let Some(c) = char::from_u32(cp) {
                 let s = format!("x{c}y{c}");
                 assert_eq!(json(&s), json_naive(&s), "cp {cp:#x}");
+            }
+        }
+    }
+
+    /// The word-at-a-time scan: every interesting character at every offset of a long string.
+    #[test]
+    fn specials_are_found_at_every_offset() {
+        let pad = "abcdefghijklmnopqrstuvwxyz012345";
+        let specials = (0u32..0x3000)
+            .filter_map(char::from_u32)
+            .filter(|c| json_naive(&c.to_string()) != c.to_string() || c.is_control());
+        for c in specials.chain(['é', '✓', '\u{2027}', '\u{202a}', '😀']) {
+            for at in 0..pad.len() {
+                let s = format!("{}{c}{}", &pad[..at], &pad[at..]);
+                assert_eq!(json(&s), json_naive(&s), "{c:?} at {at}");
+                let t = text(&s);
+                assert!(
+                    !t.chars()
+                        .any(|ch| ch.is_control() || ch == '\u{2028}' || ch == '\u{2029}'),
+                    "{c:?} at {at}: {t:?}"
+                );
             }
         }
     }
