@@ -71,7 +71,7 @@
 //! The caller formats into a reused buffer, copies the line once and does one lock-free send;
 //! it takes no lock, reads no clock beyond the timestamp and makes no system call (the writer
 //! is never woken per event). `cargo bench --bench compare` measures it side by side with
-//! `tracing-appender` and a `Mutex<BufWriter<File>>`: about 3.2–3.6× the events/s of
+//! `tracing-appender` and a `Mutex<BufWriter<File>>`: about 3.2–4.5× the events/s of
 //! `tracing-appender`'s `non_blocking` (lossless) at under a third of its median caller
 //! latency. See `docs/performance.md`.
 //!
