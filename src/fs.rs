@@ -27,7 +27,8 @@ pub(crate) struct Entry {
 pub(crate) trait FileHandle: Write + Send + fmt::Debug {
     /// `pread(2)`: reads at `offset` without moving the append position.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
-    /// `fsync(2)`: data and metadata.
+    /// `fdatasync(2)`: the data and the metadata needed to read it back (the size), not the
+    /// timestamps. Directories get a full fsync (`Fs::sync_dir`).
     fn sync(&mut self) -> io::Result<()>;
     /// Truncates or extends to `len`.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
@@ -90,7 +91,7 @@ impl FileHandle for RealFile {
         self.0.read_at(buf, offset)
     }
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_all()
+        self.0.sync_data()
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
