@@ -56,7 +56,9 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
             )
         })?,
     }
-    let lock = take_lock(&cfg)?;
+    // Shared by every thread that touches the directory: released when the last one exits, so
+    // another sink never works next to a straggler of this one.
+    let lock = Arc::new(take_lock(&cfg)?);
     let recovered = crate::recover::recover(&cfg)?;
     let now = cfg.formatter.now();
     let (mut active, trimmed) = crate::segment::open_active(&cfg, now)?;
@@ -87,7 +89,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         crate::segment::rename_to_segment(&cfg, opened, &mut next_seq)?;
         active = crate::segment::create_active(&cfg, now)?;
     }
-    let maintenance = Maintenance::start(cfg.clone(), queue.clone())?;
+    let maintenance = Maintenance::start(cfg.clone(), queue.clone(), lock.clone())?;
     let notify = maintenance.as_ref().map(|m| m.notifier());
     let finisher = Finisher::start(cfg.clone(), queue.clone(), notify)?;
     let start = Start {

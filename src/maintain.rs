@@ -33,7 +33,12 @@ pub(crate) struct Maintenance {
 }
 
 impl Maintenance {
-    pub(crate) fn start(cfg: Arc<Config>, queue: Arc<Queue>) -> Result<Option<Maintenance>, Error> {
+    /// `lock` is the sink's directory lock, held by this thread until it exits.
+    pub(crate) fn start(
+        cfg: Arc<Config>,
+        queue: Arc<Queue>,
+        lock: Arc<std::fs::File>,
+    ) -> Result<Option<Maintenance>, Error> {
         if !cfg.compression.is_on() && !cfg.retention.is_on() {
             return Ok(None);
         }
@@ -46,10 +51,13 @@ impl Maintenance {
         let handle = std::thread::Builder::new()
             .name(format!("filesink-{}-maint", cfg.stem))
             .spawn(move || {
-                // Compression gets only the CPU the application leaves idle: on a busy
-                // machine segments wait plain (counted as backlog) rather than slow logging.
+                // Compression gets only the CPU the application leaves idle (nice 19): on a
+                // busy machine segments wait plain, counted as backlog, rather than slow
+                // logging. Retention runs between compressions, so it never waits for a
+                // whole backlog.
                 let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
                 run(&cfg, &queue, &rx, &barrier_rx, &s);
+                drop(lock);
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::io("spawn maintenance thread", &path, e))?;
@@ -158,6 +166,11 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             }
             let plain = cfg.path(&name::segment(&cfg.stem, seq, &label));
             let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
+            if cfg.fs.identity(&plain).is_err() {
+                // Retention (run between compressions) deleted it meanwhile.
+                left -= 1;
+                continue;
+            }
             match crate::compress::compress(cfg, &plain, &gz, stop) {
                 Ok(()) => {
                     c.segments_compressed.fetch_add(1, Ordering::Relaxed);
@@ -172,6 +185,9 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             }
             left -= 1;
             c.compression_backlog.store(left, Ordering::Relaxed);
+            // Compression at idle priority can take long on a busy machine; deletions due
+            // meanwhile must not wait for the whole backlog.
+            retain_pass(cfg, queue, stop);
         }
     }
 }
@@ -230,6 +246,9 @@ fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
         .take_while(|seq| first_pending.is_none_or(|p| *seq < p));
         let mut removed_any = false;
         for seq in doomed {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
             let Some(s) = scan.segments.get(&seq) else {
                 continue;
             };

@@ -84,7 +84,7 @@ pub(crate) struct Writer {
     idle_naps: u32,
     /// The advisory lock on `<stem>.log.lock`: held exactly as long as this thread may write,
     /// so another sink can take over once it has exited, and never before.
-    _lock: std::fs::File,
+    _lock: Arc<std::fs::File>,
     /// Messages for the log that could not be written yet (recovery reports).
     pending_notes: Vec<(String, Vec<(&'static str, u64)>)>,
 }
@@ -101,7 +101,7 @@ pub(crate) struct Start {
     pub(crate) finisher: Finisher,
     /// Records of the sink's own to write first (recovery reports).
     pub(crate) notes: Vec<(String, Vec<(&'static str, u64)>)>,
-    pub(crate) lock: std::fs::File,
+    pub(crate) lock: Arc<std::fs::File>,
 }
 
 impl Writer {
