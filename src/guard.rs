@@ -288,6 +288,10 @@ impl FileSinkGuard {
     /// Drains the queue, writes, fsyncs and closes the file, stops the threads, and returns
     /// the last error. Waits at most `timeout`; afterwards every call on the sink returns an
     /// error at once and events are counted as dropped. Calling it again is harmless.
+    ///
+    /// A compression still running at the deadline is abandoned at its next step; until that
+    /// thread has exited it keeps the directory's lock, so a new sink on the same file gets
+    /// [`ErrorKind::Locked`](crate::ErrorKind::Locked) rather than work beside it.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
