@@ -127,11 +127,14 @@ pub(crate) fn plain_crc(cfg: &Config, path: &Path, stop: &AtomicBool) -> Result<
 }
 
 /// Compresses the finished segment `plain` into `gz`, then removes `plain`.
+/// `pace` is called before every 64 KiB of input; it may wait while the application logs
+/// heavily.
 pub(crate) fn compress(
     cfg: &Config,
     plain: &Path,
     gz: &Path,
     stop: &AtomicBool,
+    pace: &dyn Fn(),
 ) -> Result<(), Error> {
     let level = cfg.compression.level.unwrap_or(6);
     let src = cfg
@@ -156,6 +159,7 @@ pub(crate) fn compress(
                 pos: 0,
             };
             loop {
+                pace();
                 if stop.load(Ordering::Relaxed) {
                     return Err(Error::io(
                         "compress",
@@ -371,7 +375,7 @@ mod tests {
                 .unwrap();
             let (plain, data) = segment_with_data(tmp.path());
             let gz = tmp.path().join("app.0000000001.20261126T031448Z.log.gz");
-            let err = compress(&cfg, &plain, &gz, &AtomicBool::new(false)).unwrap_err();
+            let err = compress(&cfg, &plain, &gz, &AtomicBool::new(false), &|| ()).unwrap_err();
             assert_eq!(
                 err.io_error().and_then(|e| e.raw_os_error()),
                 Some(28),
@@ -396,7 +400,7 @@ mod tests {
             .unwrap();
         let (plain, data) = segment_with_data(tmp.path());
         let gz = tmp.path().join("app.0000000001.20261126T031448Z.log.gz");
-        compress(&cfg, &plain, &gz, &AtomicBool::new(false)).unwrap();
+        compress(&cfg, &plain, &gz, &AtomicBool::new(false), &|| ()).unwrap();
         assert!(!plain.exists());
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap())

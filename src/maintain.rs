@@ -171,7 +171,8 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
                 left -= 1;
                 continue;
             }
-            match crate::compress::compress(cfg, &plain, &gz, stop) {
+            let pacer = Pacer::new(c, stop);
+            match crate::compress::compress(cfg, &plain, &gz, stop, &|| pacer.pace()) {
                 Ok(()) => {
                     c.segments_compressed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -285,4 +286,58 @@ fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
         }
     }
     c.bytes_on_disk.store(on_disk, Ordering::Relaxed);
+}
+
+/// Logging faster than this counts as heavy: compression waits.
+const HEAVY_BYTES_PER_SEC: f64 = 16.0 * 1024.0 * 1024.0;
+/// How often the write rate is looked at, and how long one wait lasts.
+const PACE_SAMPLE: Duration = Duration::from_millis(20);
+const PACE_WAIT: Duration = Duration::from_millis(50);
+/// The most one segment's compression waits in all, so a sink that always logs heavily
+/// still gets its segments compressed (at nice 19).
+const MAX_DEFER: Duration = Duration::from_secs(10);
+
+/// Background work yields to the application: nice 19 still takes a share of a busy CPU
+/// (gzip cost about a tenth of the throughput of 4 threads logging flat out on 2 cores), so
+/// while the writer hands the kernel more than [`HEAVY_BYTES_PER_SEC`], compression waits.
+struct Pacer<'a> {
+    counters: &'a crate::stats::Counters,
+    stop: &'a AtomicBool,
+    last: std::cell::Cell<(Instant, u64)>,
+    waited: std::cell::Cell<Duration>,
+}
+
+impl<'a> Pacer<'a> {
+    fn new(counters: &'a crate::stats::Counters, stop: &'a AtomicBool) -> Pacer<'a> {
+        Pacer {
+            counters,
+            stop,
+            last: std::cell::Cell::new((
+                Instant::now(),
+                counters.bytes_written.load(Ordering::Relaxed),
+            )),
+            waited: std::cell::Cell::new(Duration::ZERO),
+        }
+    }
+
+    fn pace(&self) {
+        loop {
+            if self.stop.load(Ordering::SeqCst) || self.waited.get() >= MAX_DEFER {
+                return;
+            }
+            let (t0, b0) = self.last.get();
+            let elapsed = t0.elapsed();
+            if elapsed < PACE_SAMPLE {
+                return;
+            }
+            let bytes = self.counters.bytes_written.load(Ordering::Relaxed);
+            self.last.set((Instant::now(), bytes));
+            let rate = bytes.saturating_sub(b0) as f64 / elapsed.as_secs_f64();
+            if rate < HEAVY_BYTES_PER_SEC {
+                return;
+            }
+            std::thread::park_timeout(PACE_WAIT);
+            self.waited.set(self.waited.get() + PACE_WAIT);
+        }
+    }
 }
