@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fault scripts with real tools, run by .ci/run as root (CI=true):
 #   (a) strace -e inject=write:error=ENOSPC on the active file: no panic, exit 0, errors reported
-#   (b) strace -e inject=fsync:error=EIO: no panic, sync() returns the error
+#   (b) strace -e inject=fsync,fdatasync:error=EIO: no panic, sync() returns the error
 #   (c) faketime clock jumps (+1 day, then 1 hour back) during daily/hourly rotation,
 #       inside one run and across restarts: no overwrite, no lost line
 #   (d) logrotate in `create` mode with a postrotate SIGHUP -> guard.reopen(): nothing lost
@@ -59,7 +59,7 @@ else fail "(a) restart without faults: $out"; fi
 
 # ---------------------------------------------------------------- (b) fsync EIO
 d="$WORK/b"; mkdir -p "$d"
-out=$(strace -f -qq -o /dev/null -e trace=fsync,fdatasync -e inject=fsync:error=EIO \
+out=$(strace -f -qq -o /dev/null -e trace=fsync,fdatasync -e inject=fsync,fdatasync:error=EIO \
     "$BIN" fsync "$d" 1000 2>"$WORK/b.err"); rc=$?
 echo "  $out" | head -1
 se=$(field sync_errors "$out")
