@@ -57,6 +57,15 @@ pub(crate) enum Control {
     },
 }
 
+/// Why a blocking send gave up.
+enum GaveUp {
+    /// The writer thread has exited.
+    Gone,
+    /// The writer cannot write (full disk, I/O errors).
+    Failing,
+    Deadline,
+}
+
 /// How long a blocked caller waits between checks of the writer's health.
 const BLOCK_SLICE: Duration = Duration::from_millis(100);
 
@@ -228,28 +237,9 @@ impl Queue {
     }
 
     /// Blocking send in slices, so a caller notices a writer that cannot write.
-    fn send_blocking(&self, mut msg: Msg, deadline: Option<Instant>) -> Result<(), Msg> {
-        let started = Instant::now();
-        loop {
-            let now = Instant::now();
-            let slice = match deadline {
-                Some(d) if d <= now => return Err(msg),
-                Some(d) => (d - now).min(BLOCK_SLICE),
-                None => BLOCK_SLICE,
-            };
-            match self.tx.send_timeout(msg, slice) {
-                Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Disconnected(m)) => return Err(m),
-                Err(SendTimeoutError::Timeout(m)) => {
-                    msg = m;
-                    let state = self.writer_state();
-                    if state == EXITED || (state != HEALTHY && started.elapsed() >= BLOCK_SLICE) {
-                        return Err(msg);
-                    }
-                    self.wake();
-                }
-            }
-        }
+    fn send_blocking(&self, msg: Msg, deadline: Option<Instant>) -> Result<(), Msg> {
+        self.send_sliced(msg, deadline, true)
+            .map_err(|(msg, _)| msg)
     }
 
     /// Sends a control message, waiting at most until `deadline` for room.
@@ -261,30 +251,51 @@ impl Queue {
         deadline: Instant,
         patient: bool,
     ) -> Result<(), Error> {
+        let res = self.send_sliced(Msg::Control(c), Some(deadline), !patient);
+        // The writer may be in its deep sleep: a control message must not wait for a caller.
+        self.wake();
+        match res {
+            Ok(()) => Ok(()),
+            Err((_, GaveUp::Gone)) => Err(Error::shut_down()),
+            Err((_, GaveUp::Failing)) => Err(self
+                .counters
+                .peek_error()
+                .unwrap_or_else(|| Error::timed_out("waiting for room in the queue"))),
+            Err((_, GaveUp::Deadline)) => Err(Error::timed_out("waiting for room in the queue")),
+        }
+    }
+
+    /// The one blocking send: waits for room in slices of [`BLOCK_SLICE`], waking the writer
+    /// between them; gives up at `deadline`, when the writer is gone, or (with
+    /// `give_up_when_failing`) after one slice in front of a writer that cannot write.
+    fn send_sliced(
+        &self,
+        mut msg: Msg,
+        deadline: Option<Instant>,
+        give_up_when_failing: bool,
+    ) -> Result<(), (Msg, GaveUp)> {
         let started = Instant::now();
-        let mut msg = Msg::Control(c);
         loop {
-            self.wake();
             let now = Instant::now();
-            let slice = deadline.saturating_duration_since(now).min(BLOCK_SLICE);
+            let slice = match deadline {
+                Some(d) if d <= now => return Err((msg, GaveUp::Deadline)),
+                Some(d) => (d - now).min(BLOCK_SLICE),
+                None => BLOCK_SLICE,
+            };
             match self.tx.send_timeout(msg, slice) {
-                Ok(()) => {
-                    self.wake();
-                    return Ok(());
-                }
-                Err(SendTimeoutError::Disconnected(_)) => return Err(Error::shut_down()),
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Disconnected(m)) => return Err((m, GaveUp::Gone)),
                 Err(SendTimeoutError::Timeout(m)) => {
                     msg = m;
-                    let failing = self.writer_state() == crate::stats::FAILING;
-                    if !patient && failing && started.elapsed() >= BLOCK_SLICE {
-                        return Err(self
-                            .counters
-                            .peek_error()
-                            .unwrap_or_else(|| Error::timed_out("waiting for room in the queue")));
+                    match self.writer_state() {
+                        EXITED => return Err((msg, GaveUp::Gone)),
+                        HEALTHY => {}
+                        _ if give_up_when_failing && started.elapsed() >= BLOCK_SLICE => {
+                            return Err((msg, GaveUp::Failing))
+                        }
+                        _ => {}
                     }
-                    if Instant::now() >= deadline {
-                        return Err(Error::timed_out("waiting for room in the queue"));
-                    }
+                    self.wake();
                 }
             }
         }
