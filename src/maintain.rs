@@ -119,12 +119,11 @@ fn run(
     }
 }
 
-/// One pass: retention, compression of what is due (oldest first), retention again (a long
-/// compression backlog must not hold back deletions).
+/// One pass: retention, then compression of what is due (oldest first) with retention after
+/// every segment, so a long compression backlog never holds back deletions.
 pub(crate) fn pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
     retain_pass(cfg, queue, stop);
     compress_pass(cfg, queue, stop);
-    retain_pass(cfg, queue, stop);
 }
 
 fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
@@ -166,27 +165,25 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             }
             let plain = cfg.path(&name::segment(&cfg.stem, seq, &label));
             let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
-            if cfg.fs.identity(&plain).is_err() {
-                // Retention (run between compressions) deleted it meanwhile.
-                left -= 1;
-                continue;
-            }
-            let pacer = Pacer::new(c, stop);
-            match crate::compress::compress(cfg, &plain, &gz, stop, &|| pacer.pace()) {
-                Ok(()) => {
-                    c.segments_compressed.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
+            // Retention, run between compressions, may have deleted it meanwhile.
+            if cfg.fs.identity(&plain).is_ok() {
+                let pacer = Pacer::new(c, stop);
+                match crate::compress::compress(cfg, &plain, &gz, stop, &|| pacer.pace()) {
+                    Ok(()) => {
+                        c.segments_compressed.fetch_add(1, Ordering::Relaxed);
                     }
-                    c.compression_failures.fetch_add(1, Ordering::Relaxed);
-                    c.report(&e);
+                    Err(e) => {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        c.compression_failures.fetch_add(1, Ordering::Relaxed);
+                        c.report(&e);
+                    }
                 }
             }
             left -= 1;
             c.compression_backlog.store(left, Ordering::Relaxed);
-            // Compression at idle priority can take long on a busy machine; deletions due
+            // Compression at nice 19 can take long on a busy machine; deletions due
             // meanwhile must not wait for the whole backlog.
             retain_pass(cfg, queue, stop);
         }
