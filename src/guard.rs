@@ -61,7 +61,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let lock = Arc::new(take_lock(&cfg)?);
     let recovered = crate::recover::recover(&cfg)?;
     let now = cfg.formatter.now();
-    let (mut active, trimmed) = crate::segment::open_active(&cfg, now)?;
+    let (active, trimmed) = crate::segment::open_active(&cfg, now)?;
     let mut notes = recovered.notes;
     let (queue, rx) = Queue::new(cfg.queue_capacity, cfg.queue_bytes, cfg.overflow);
     let queue = Arc::new(queue);
@@ -77,18 +77,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         .counters
         .recovery_actions
         .store(actions, std::sync::atomic::Ordering::Relaxed);
-    let mut next_seq = recovered.next_seq;
-    if cfg.rotate_on_startup && active.size > 0 {
-        // Named after the segment's start (its first record), as every rotation names it.
-        let opened = active.opened;
-        active
-            .file
-            .sync()
-            .map_err(|e| Error::io("fsync", &cfg.active_path, e))?;
-        drop(active);
-        crate::segment::rename_to_segment(&cfg, opened, &mut next_seq)?;
-        active = crate::segment::create_active(&cfg, now)?;
-    }
+    let next_seq = recovered.next_seq;
     let maintenance = Maintenance::start(cfg.clone(), queue.clone(), lock.clone())?;
     let notify = maintenance.as_ref().map(|m| m.notifier());
     let finisher = Finisher::start(cfg.clone(), queue.clone(), notify)?;

@@ -107,8 +107,12 @@ impl Counters {
         }
     }
 
+    /// Raises a high-water mark. A plain load first: the writer calls this every loop, and
+    /// an unconditional read-modify-write would take the cache line every time.
     pub(crate) fn raise(counter: &AtomicU64, value: u64) {
-        counter.fetch_max(value, Relaxed);
+        if value > counter.load(Relaxed) {
+            counter.fetch_max(value, Relaxed);
+        }
     }
 
     /// Records an error of a background thread (the caller counts it): kept for the next

@@ -119,6 +119,7 @@ impl Writer {
             lock,
         } = start;
         let next_boundary = cfg.rotation.next_boundary(active.opened, cfg.time_zone);
+        let adopted = active.size > 0;
         Writer {
             cfg,
             queue,
@@ -130,7 +131,9 @@ impl Writer {
             buf_internal: 0,
             buf_urgent: false,
             drops_reported: 0,
-            dirty: false,
+            // An adopted active file's data may never have been synced (the previous run may
+            // have crashed): finishing it must fsync it.
+            dirty: adopted,
             // The active file may have just been created: its directory entry is not durable
             // until the directory is fsynced, so the first sync() must do that too.
             dir_dirty: true,
@@ -161,8 +164,9 @@ impl Writer {
 
     pub(crate) fn run(mut self) {
         self.queue.set_writer(std::thread::current());
-        // A rotation owed since before the start (a period that ended while we were down).
-        if self.boundary_passed() {
+        // A rotation asked for at startup, or owed since before it (a period that ended while
+        // the sink was down). Rotating an empty file only moves the time anchor.
+        if self.cfg.rotate_on_startup || self.boundary_passed() {
             let _ = self.rotate();
         }
         for (msg, fields) in std::mem::take(&mut self.pending_notes) {
@@ -171,9 +175,7 @@ impl Writer {
         loop {
             let mut progressed = false;
             let depth = self.rx.len() as u64;
-            if depth > self.counters().queue_high_water.load(Ordering::Relaxed) {
-                Counters::raise(&self.counters().queue_high_water, depth);
-            }
+            Counters::raise(&self.counters().queue_high_water, depth);
             let mut freed = 0usize;
             let mut drained = 0u64;
             while self.buf.len() < self.buf_limit() {
@@ -209,14 +211,7 @@ impl Writer {
                 }
             }
             self.queue.release(freed);
-            if drained
-                > self
-                    .counters()
-                    .queue_bytes_high_water
-                    .load(Ordering::Relaxed)
-            {
-                Counters::raise(&self.counters().queue_bytes_high_water, drained);
-            }
+            Counters::raise(&self.counters().queue_bytes_high_water, drained);
             self.report_drops();
             self.write_out();
             self.timers();

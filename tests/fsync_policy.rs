@@ -70,3 +70,27 @@ fn every_interval_fsyncs_without_being_asked() {
         std::thread::yield_now();
     }
 }
+
+/// A file left by an earlier run may never have been synced: rotating it at startup fsyncs it
+/// before it gets a final segment name (one fsync for the file, one for the directory).
+#[test]
+fn adopted_file_is_fsynced_when_rotated_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.log"),
+        "{\"timestamp\":\"2026-11-26T03:14:48.000000Z\",\"level\":\"INFO\",\"fields\":{\"message\":\"earlier run\"},\"target\":\"t\"}\n",
+    )
+    .unwrap();
+    let (_layer, guard) = FileSink::builder(dir.path(), "app")
+        .rotate_on_startup(true)
+        .build()
+        .unwrap();
+    guard.flush().unwrap();
+    let stats = guard.stats();
+    assert_eq!(stats.rotations, 1);
+    assert!(stats.fsyncs >= 2, "file and directory: {stats:?}");
+    assert!(dir
+        .path()
+        .join("app.0000000001.20261126T031448Z.log")
+        .exists());
+}

@@ -194,39 +194,6 @@ pub(crate) fn seal(
     ))
 }
 
-/// Renames the active file to the next free segment name and makes the rename durable.
-/// Returns the segment's path and takes `next_seq` past the name used.
-pub(crate) fn rename_to_segment(
-    cfg: &Config,
-    opened: SystemTime,
-    next_seq: &mut u64,
-) -> Result<PathBuf, Error> {
-    let label = name::label(opened, cfg.time_zone);
-    let fs: &dyn Fs = &*cfg.fs;
-    for _ in 0..1000 {
-        let seg = cfg.path(&name::segment(&cfg.stem, *next_seq, &label));
-        let gz = cfg.path(&name::compressed(&cfg.stem, *next_seq, &label));
-        *next_seq += 1;
-        if fs.identity(&gz).is_ok() {
-            continue;
-        }
-        match fs.rename_noreplace(&cfg.active_path, &seg) {
-            Ok(()) => {
-                fs.sync_dir(&cfg.dir)
-                    .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
-                return Ok(seg);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io("rename active file to segment", &seg, e)),
-        }
-    }
-    Err(Error::io(
-        "rename active file to segment",
-        &cfg.active_path,
-        io::Error::new(io::ErrorKind::AlreadyExists, "no free segment name"),
-    ))
-}
-
 /// One finished segment on disk: its plain file, its compressed file, or both (a compression
 /// that finished but did not get to remove the source).
 #[derive(Debug, Clone, Default)]
