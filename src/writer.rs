@@ -198,14 +198,8 @@ impl Writer {
                     Err(TryRecvError::Disconnected) => {
                         // Every sender is gone: the layer and the guard were dropped.
                         self.queue.release(freed);
-                        let deadline = Instant::now() + self.cfg.shutdown_timeout;
-                        self.drain_out(deadline);
-                        let _ = self.finish_sync();
-                        self.finisher.stop(deadline);
-                        self.count_unwritten();
-                        self.counters()
-                            .writer_state
-                            .store(EXITED, Ordering::Release);
+                        let _ = self.wind_down(Instant::now() + self.cfg.shutdown_timeout);
+                        self.exit();
                         return;
                     }
                 }
@@ -643,25 +637,30 @@ impl Writer {
                 false
             }
             Control::Shutdown { deadline, ack } => {
-                self.drain_out(deadline);
-                let res = if self.buf.is_empty() {
-                    let synced = self.finish_sync();
-                    if !self.finisher.stop(deadline) {
-                        self.counters()
-                            .error(Error::timed_out("finishing sealed segments"));
-                    }
-                    synced.and_then(|()| self.take_error())
-                } else {
-                    self.finisher.stop(deadline);
-                    Err(self
-                        .counters()
-                        .peek_error()
-                        .unwrap_or_else(|| Error::timed_out("shutdown")))
-                };
+                let res = self.wind_down(deadline);
                 let _ = ack.send(res);
                 true
             }
         }
+    }
+
+    /// Writes everything still queued, syncs, and lets the finisher finish what was sealed,
+    /// giving up on a sick disk at `deadline`.
+    fn wind_down(&mut self, deadline: Instant) -> Result<(), Error> {
+        self.drain_out(deadline);
+        if !self.buf.is_empty() {
+            self.finisher.stop(deadline);
+            return Err(self
+                .counters()
+                .peek_error()
+                .unwrap_or_else(|| Error::timed_out("shutdown")));
+        }
+        let synced = self.finish_sync();
+        if !self.finisher.stop(deadline) {
+            self.counters()
+                .error(Error::timed_out("finishing sealed segments"));
+        }
+        synced.and_then(|()| self.take_error())
     }
 
     fn take_error(&self) -> Result<(), Error> {
