@@ -22,24 +22,40 @@ fn promised_auto_traits() {
 fn every_public_type_is_debug() {
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = FileSink::builder(dir.path(), "app").build().unwrap();
-    for s in [
-        format!("{layer:?}"),
-        format!("{guard:?}"),
-        format!("{:?}", guard.stats()),
-        format!("{:?}", FileSink::builder(dir.path(), "x")),
-        format!("{:?}", Rotation::size(1).or(Rotation::daily())),
-        format!("{:?}", Retention::files(3).max_bytes(10)),
-        format!("{:?}", Compression::gzip().level(9)),
-        format!(
-            "{:?}",
-            Overflow::BlockFor(std::time::Duration::from_millis(5))
+    // Each Debug output names what it shows, so a log of the configuration is useful.
+    for (s, shows) in [
+        (format!("{layer:?}"), "Json"),
+        (format!("{guard:?}"), "app.log"),
+        (format!("{:?}", guard.stats()), "records_written"),
+        (
+            format!("{:?}", FileSink::builder(dir.path(), "x")),
+            "stem: \"x\"",
         ),
-        format!("{:?}", Fsync::OnLevel(tracing::Level::ERROR)),
-        format!("{:?}", Format::Text),
-        format!("{:?}", TimeZone::fixed(3600)),
-        format!("{:?}", TimeFormat::custom("%F")),
+        (
+            format!("{:?}", Rotation::size(1).or(Rotation::daily())),
+            "Some(1)",
+        ),
+        (
+            format!("{:?}", Retention::files(3).max_bytes(10)),
+            "Some(10)",
+        ),
+        (format!("{:?}", Compression::gzip().level(9)), "Some(9)"),
+        (
+            format!(
+                "{:?}",
+                Overflow::BlockFor(std::time::Duration::from_millis(5))
+            ),
+            "5ms",
+        ),
+        (
+            format!("{:?}", Fsync::OnLevel(tracing::Level::ERROR)),
+            "Error",
+        ),
+        (format!("{:?}", Format::Text), "Text"),
+        (format!("{:?}", TimeZone::fixed(3600)), "3600"),
+        (format!("{:?}", TimeFormat::custom("%F")), "%F"),
     ] {
-        assert!(!s.is_empty());
+        assert!(s.contains(shows), "{s:?} should show {shows:?}");
     }
 }
 
