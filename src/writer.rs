@@ -248,7 +248,8 @@ impl Writer {
             .internal_record(&mut rec, level, message, fields);
         self.append(
             &rec,
-            level <= Level::WARN && self.cfg.urgent_level().is_some_and(|l| level <= l),
+            // The layer's rule for events: at or above the fsync level.
+            self.cfg.urgent_level().is_some_and(|l| level <= l),
             true,
         );
     }
