@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::Error;
 use crate::fs::FileHandle;
 

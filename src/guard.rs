@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::Error;
 use crate::maintain::Maintenance;
 use crate::queue::{Ack, Control, Queue};

@@ -11,7 +11,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::format::{Formatter, SpanFields};
 use crate::queue::Queue;
 

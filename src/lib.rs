@@ -87,6 +87,7 @@
 mod builder;
 mod clock;
 mod compress;
+mod config;
 mod error;
 mod exit_hook;
 #[cfg(test)]

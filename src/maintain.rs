@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::Error;
 use crate::queue::Queue;
 use crate::retain::{self, SegInfo};

@@ -14,7 +14,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::Error;
 use crate::segment::{self, name};
 

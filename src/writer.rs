@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, TryRecvError};
 use tracing::Level;
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::Error;
 use crate::queue::{Control, Msg, Queue};
 use crate::segment::finish::{Finisher, Job};

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::Error;
 use crate::fs::FileHandle;
 use crate::queue::{Ack, Queue};

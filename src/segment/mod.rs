@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::builder::Config;
+use crate::config::Config;
 use crate::error::Error;
 use crate::fs::{FileHandle, Fs};
 
