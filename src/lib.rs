@@ -99,6 +99,7 @@ mod layer;
 mod maintain;
 mod make_writer;
 mod queue;
+pub mod read;
 mod recover;
 mod retain;
 mod rotate;

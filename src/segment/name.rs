@@ -125,6 +125,47 @@ pub(crate) fn parse(stem: &str, file_name: &str) -> Option<SegmentName> {
     })
 }
 
+/// The stem a file of some sink belongs to: the active file (`<stem>.log`), its lock
+/// (`<stem>.log.lock`) or a segment (`<stem>.<seq>.<start>.log[.gz|.pending]`). A name that is
+/// a segment of one stem and could be the active file of a longer one (`app.0000000001.
+/// 20261126T031448Z.log`) is taken as the segment. `None` for anything else.
+pub(crate) fn stem_of(file_name: &str) -> Option<&str> {
+    if let Some(stem) = segment_stem(file_name) {
+        return Some(stem);
+    }
+    let stem = file_name
+        .strip_suffix(".log.lock")
+        .or_else(|| file_name.strip_suffix(".log"))?;
+    (!stem.is_empty() && !stem.starts_with('.')).then_some(stem)
+}
+
+/// The stem of a segment name, whatever the stem.
+fn segment_stem(file_name: &str) -> Option<&str> {
+    let rest = file_name
+        .strip_suffix(".gz")
+        .or_else(|| file_name.strip_suffix(".pending"))
+        .unwrap_or(file_name)
+        .strip_suffix(".log")?;
+    let (rest, _label) = rest.rsplit_once('.')?;
+    let (stem, _seq) = rest.rsplit_once('.')?;
+    (!stem.is_empty() && parse(stem, file_name).is_some()).then_some(stem)
+}
+
+/// The start time a segment's label names (`20261126T031448Z`, `20261126T084448+0530`).
+pub(crate) fn label_time(label: &str) -> Option<SystemTime> {
+    if !valid_label(label) {
+        return None;
+    }
+    let zone = match &label[15..] {
+        "Z" => "+0000",
+        z => z,
+    };
+    let dt =
+        chrono::DateTime::parse_from_str(&format!("{}{zone}", &label[..15]), "%Y%m%dT%H%M%S%z")
+            .ok()?;
+    Some(SystemTime::from(dt))
+}
+
 fn valid_label(l: &str) -> bool {
     let b = l.as_bytes();
     if b.len() < 16 || b[8] != b'T' {
@@ -218,6 +259,40 @@ mod tests {
         let c = compressed("app", 11, &early);
         assert!(a < b && b < c);
         assert_ne!(segment("app", 0, &early), active("app"));
+    }
+
+    #[test]
+    fn stems_from_names() {
+        let l = "20261126T031448Z";
+        for (name, stem) in [
+            ("app.log", Some("app")),
+            ("app.log.lock", Some("app")),
+            ("app-worker.log", Some("app-worker")),
+            ("my.app.log", Some("my.app")),
+            (&segment("app", 7, l), Some("app")),
+            (&compressed("my.app", 7, l), Some("my.app")),
+            (&pending("app", 12_345_678_901, l), Some("app")),
+            (".app.Xy12ab.tmp", None),
+            ("app.txt", None),
+            (".log", None),
+            ("notes", None),
+        ] {
+            assert_eq!(stem_of(name), stem, "{name}");
+        }
+    }
+
+    #[test]
+    fn label_times() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_662_888);
+        for tz in [
+            TimeZone::Utc,
+            TimeZone::fixed(19_800),
+            TimeZone::fixed(-3600),
+        ] {
+            assert_eq!(label_time(&label(t, tz)), Some(t), "{tz:?}");
+        }
+        assert_eq!(label_time("20261126T031448"), None);
+        assert_eq!(label_time("20261356T031448Z"), None);
     }
 
     #[test]

@@ -1,0 +1,502 @@
+//! The follower: reads the segments in order, then the active file, and keeps reading across
+//! rotations without losing or repeating a line.
+//!
+//! How it knows the active file is finished: the writer hands every byte meant for a file to
+//! the kernel *before* it seals that file (rotation writes the batch out first and rotates only
+//! if that succeeded), and it seals (renames `<stem>.log` away) *before* it creates the next
+//! `<stem>.log`. So once `<stem>.log` is a different file from the one the follower holds
+//! open, nothing more will be written to the held one: the follower reads it to its end once
+//! more and moves on. It keeps the file open meanwhile, so the data stays readable whatever
+//! happens to the name (renamed to pending, to final, compressed, deleted by retention), and
+//! the inode cannot be reused while it is open.
+//!
+//! Which segments come next: when the follower starts on an active file it lists the
+//! directory, and checks afterwards that `<stem>.log` is still the same file, so every
+//! segment listed was sealed before that file and the file's own number, when it gets one,
+//! is higher than any listed (`floor`). After the file is sealed, the lowest segment above
+//! `floor` is that file itself (recognized by its inode, or for a `.gz` by its content) and
+//! everything above it comes after.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use super::{decoder, Line, LogDir, SegmentFile, SegmentKind};
+use crate::error::Error;
+
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// From the oldest segment.
+    Beginning,
+    /// From the end of the active file.
+    End,
+}
+
+/// Follows a sink's files as it writes and rotates them, like `tail -F` but loss-free: every
+/// complete line once, in write order, across rotations, compression and retention.
+///
+/// As an [`Iterator`] it blocks (polling every [`Follower::poll_interval`]) and never ends;
+/// [`Follower::poll`] returns at once.
+///
+/// ```no_run
+/// use tracing_filesink::read::LogDir;
+/// for line in LogDir::open("logs", "app")?.follow_new()? {
+///     println!("{}", line?);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// The promise holds for the sink's own rotations (and its re-creation of a deleted active
+/// file). A file rotated by another program (logrotate in `create` mode) may still receive
+/// lines after the new `<stem>.log` appears, until the sink is told to reopen; lines written
+/// to it after the follower moved on are not read.
+#[derive(Debug)]
+pub struct Follower {
+    logs: LogDir,
+    state: State,
+    /// Every segment numbered up to this has been read (or was gone).
+    done: Option<u64>,
+    /// Start at the end of the first active file opened.
+    skip_first_active: bool,
+    /// Return `None` at the end of the active file instead of waiting.
+    stop_at_end: bool,
+    queue: VecDeque<Line>,
+    interval: Duration,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Between files: find the next segment, or the active file.
+    Seek,
+    Segment(SegReader),
+    Active(ActiveReader),
+}
+
+/// A finished (or pending) segment, read front to back.
+struct SegReader {
+    seq: u64,
+    path: std::path::PathBuf,
+    reader: Box<dyn Read + Send>,
+    split: Splitter,
+}
+
+impl std::fmt::Debug for SegReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegReader").field("seq", &self.seq).finish()
+    }
+}
+
+/// The active file, held open.
+#[derive(Debug)]
+struct ActiveReader {
+    file: File,
+    id: FileId,
+    /// Every segment listed when the file was found active is numbered at most this.
+    floor: Option<u64>,
+    split: Splitter,
+    /// `<stem>.log` is another file now: read this one to its end, then move on.
+    sealed: bool,
+}
+
+/// Carries the bytes of a line not yet complete between reads.
+#[derive(Debug, Default)]
+struct Splitter {
+    carry: Vec<u8>,
+    /// Offset in the file (decompressed) of `carry[0]`.
+    offset: u64,
+}
+
+impl Splitter {
+    /// Takes `data` (read right after the carried bytes) and queues every complete line.
+    fn push(&mut self, data: &[u8], seq: Option<u64>, out: &mut VecDeque<Line>) {
+        let mut rest = data;
+        while let Some(i) = memchr(b'\n', rest) {
+            let mut bytes = std::mem::take(&mut self.carry);
+            bytes.extend_from_slice(&rest[..i]);
+            let len = bytes.len() as u64 + 1;
+            out.push_back(Line {
+                bytes,
+                seq,
+                offset: self.offset,
+                complete: true,
+            });
+            self.offset += len;
+            rest = &rest[i + 1..];
+        }
+        self.carry.extend_from_slice(rest);
+    }
+
+    /// Where the next read starts.
+    fn read_pos(&self) -> u64 {
+        self.offset + self.carry.len() as u64
+    }
+
+    /// The end of a finished file: an incomplete last line is a torn line, returned as such.
+    fn finish(&mut self, seq: Option<u64>, out: &mut VecDeque<Line>) {
+        if !self.carry.is_empty() {
+            let bytes = std::mem::take(&mut self.carry);
+            let len = bytes.len() as u64;
+            out.push_back(Line {
+                bytes,
+                seq,
+                offset: self.offset,
+                complete: false,
+            });
+            self.offset += len;
+        }
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn id_of(meta: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn id_of(meta: &std::fs::Metadata) -> FileId {
+    // No stable inode number in std: the creation time stands in for it.
+    let created = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    (0, created)
+}
+
+/// The identity of the file at `path`; `None` if there is none.
+fn path_id(path: &Path) -> Result<Option<FileId>, Error> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(id_of(&m))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("stat", path, e)),
+    }
+}
+
+impl Follower {
+    pub(super) fn new(logs: LogDir, start: Start, stop_at_end: bool) -> Result<Follower, Error> {
+        let done = match start {
+            Start::Beginning => None,
+            Start::End => logs.segments()?.iter().filter_map(|s| s.seq).max(),
+        };
+        Ok(Follower {
+            logs,
+            state: State::Seek,
+            done,
+            skip_first_active: start == Start::End,
+            stop_at_end,
+            queue: VecDeque::new(),
+            interval: Duration::from_millis(100),
+        })
+    }
+
+    /// How long the iterator waits between looks when there is nothing new. Default: 100 ms.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Follower {
+        self.interval = interval;
+        self
+    }
+
+    /// The next complete line if one is available now; `Ok(None)` when the follower has read
+    /// everything written so far.
+    pub fn poll(&mut self) -> Result<Option<Line>, Error> {
+        loop {
+            if let Some(line) = self.queue.pop_front() {
+                return Ok(Some(line));
+            }
+            let state = std::mem::replace(&mut self.state, State::Seek);
+            self.state = match state {
+                State::Seek => match self.seek()? {
+                    Some(s) => s,
+                    None => return Ok(None),
+                },
+                State::Segment(r) => self.read_segment(r)?,
+                State::Active(a) => match self.read_active(a)? {
+                    (s, true) => s,
+                    (s, false) => {
+                        self.state = s;
+                        return Ok(None);
+                    }
+                },
+            };
+        }
+    }
+
+    /// The next segment above `done`, or the active file once there is none; `None` when
+    /// neither exists yet.
+    fn seek(&mut self) -> Result<Option<State>, Error> {
+        loop {
+            if let Some(seg) = self.next_segment()? {
+                let seq = seg.seq.unwrap_or_default();
+                match File::open(&seg.path) {
+                    Ok(f) => {
+                        return Ok(Some(State::Segment(SegReader {
+                            seq,
+                            path: seg.path,
+                            reader: decoder(f, seg.kind),
+                            split: Splitter::default(),
+                        })))
+                    }
+                    // Renamed (pending → final, plain → gz) or deleted since the listing:
+                    // list again.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("open", &seg.path, e)),
+                }
+            }
+            let path = self.logs.active_path();
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                // Between a rotation's rename and its creation of the next file, or no sink yet.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("open", &path, e)),
+            };
+            let id = id_of(&file.metadata().map_err(|e| Error::io("stat", &path, e))?);
+            // Listed after the open: a segment above `done` sealed meanwhile is read first
+            // (it may be this very file, sealed before it was opened).
+            if self.next_segment()?.is_some() {
+                continue;
+            }
+            // Still the active file after the listing: it was not sealed during it, so its
+            // number will be above every segment listed. A second listing covers a segment
+            // renamed (pending → final) while the first one read the directory.
+            if path_id(&path)? != Some(id) || self.next_segment()?.is_some() {
+                continue;
+            }
+            let mut file = file;
+            let mut split = Splitter::default();
+            if std::mem::take(&mut self.skip_first_active) {
+                split.offset = line_start_of_end(&mut file, &path)?;
+            }
+            return Ok(Some(self.active(file, id, split)));
+        }
+    }
+
+    fn active(&self, file: File, id: FileId, split: Splitter) -> State {
+        State::Active(ActiveReader {
+            file,
+            id,
+            floor: self.done,
+            split,
+            sealed: false,
+        })
+    }
+
+    /// The lowest segment numbered above `done` (plain preferred over its `.gz` copy).
+    /// Numbers are consecutive (retention removes only the oldest): when the lowest found is
+    /// not the next number, the directory is listed twice more, the best of the three taken.
+    fn next_segment(&self) -> Result<Option<SegmentFile>, Error> {
+        let mut best: Option<SegmentFile> = None;
+        for _ in 0..3 {
+            let found = self
+                .logs
+                .segments()?
+                .into_iter()
+                .filter(|s| s.kind != SegmentKind::Active && s.seq > self.done)
+                .min_by_key(|s| (s.seq, s.kind));
+            if let Some(f) = found {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| (f.seq, f.kind) < (b.seq, b.kind))
+                {
+                    best = Some(f);
+                }
+            }
+            let expected = self.done.map(|d| d + 1);
+            if best.as_ref().is_some_and(|b| b.seq == expected) {
+                break;
+            }
+        }
+        Ok(best)
+    }
+
+    fn read_segment(&mut self, mut r: SegReader) -> Result<State, Error> {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match r.reader.read(&mut buf) {
+                Ok(0) => {
+                    r.split.finish(Some(r.seq), &mut self.queue);
+                    self.done = Some(r.seq);
+                    return Ok(State::Seek);
+                }
+                Ok(n) => {
+                    r.split.push(&buf[..n], Some(r.seq), &mut self.queue);
+                    if !self.queue.is_empty() {
+                        return Ok(State::Segment(r));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Skip the damaged rest; the error names the segment.
+                    self.done = Some(r.seq);
+                    return Err(Error::io("read segment", &r.path, e));
+                }
+            }
+        }
+    }
+
+    /// Reads what is new in the active file. Returns the next state and whether to go on
+    /// (false: nothing new for now).
+    fn read_active(&mut self, mut a: ActiveReader) -> Result<(State, bool), Error> {
+        let path = self.logs.active_path();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let pos = a.split.read_pos();
+            // The sink cuts a torn line off after a crash (or a failed write): read from the
+            // start of the line again.
+            let len = a
+                .file
+                .metadata()
+                .map_err(|e| Error::io("stat", &path, e))?
+                .len();
+            if len < pos {
+                a.split.carry.clear();
+            }
+            let pos = a.split.read_pos();
+            a.file
+                .seek(SeekFrom::Start(pos))
+                .map_err(|e| Error::io("seek", &path, e))?;
+            let n = match a.file.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", &path, e)),
+            };
+            if n > 0 {
+                a.split.push(&buf[..n], None, &mut self.queue);
+                if !self.queue.is_empty() {
+                    return Ok((State::Active(a), true));
+                }
+                continue;
+            }
+            // At the end.
+            if a.sealed {
+                a.split.finish(None, &mut self.queue);
+                self.done = self.sealed_seq(&a)?;
+                return Ok((State::Seek, true));
+            }
+            match path_id(&path)? {
+                Some(id) if id != a.id => {
+                    // Nothing more will be written to it: one more read to its end.
+                    a.sealed = true;
+                }
+                // Same file, or between a rotation's rename and its creation of the next.
+                _ => return Ok((State::Active(a), false)),
+            }
+        }
+    }
+
+    /// The number the sealed active file got: the lowest above `floor` if that segment is
+    /// this file; otherwise (deleted already, or renamed by another program) `floor`, so every
+    /// segment above it is read.
+    fn sealed_seq(&self, a: &ActiveReader) -> Result<Option<u64>, Error> {
+        // A candidate renamed (pending → final) or removed (plain → gz) between the listing and
+        // the comparison proves nothing: list again.
+        'list: for _ in 0..3 {
+            let segs = self.logs.segments()?;
+            let Some(lowest) = segs
+                .iter()
+                .filter(|s| s.kind != SegmentKind::Active && s.seq > a.floor)
+                .filter_map(|s| s.seq)
+                .min()
+            else {
+                continue;
+            };
+            for s in segs.iter().filter(|s| s.seq == Some(lowest)) {
+                match self.is_same_file(a, s)? {
+                    Some(true) => return Ok(Some(lowest)),
+                    Some(false) => {}
+                    None => continue 'list,
+                }
+            }
+            return Ok(a.floor);
+        }
+        Ok(a.floor)
+    }
+
+    /// Whether `s` is the held file; `None` if `s` is gone.
+    fn is_same_file(&self, a: &ActiveReader, s: &SegmentFile) -> Result<Option<bool>, Error> {
+        if s.kind != SegmentKind::Compressed {
+            return Ok(path_id(&s.path)?.map(|id| id == a.id));
+        }
+        // A compressed copy: same content (the length the held file has now is final).
+        let f = match File::open(&s.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &s.path, e)),
+        };
+        let mut gz = decoder(f, SegmentKind::Compressed);
+        let mut held = &a.file;
+        held.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("seek", &s.path, e))?;
+        let (mut x, mut y) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+        loop {
+            let n = read_full(&mut held, &mut x).map_err(|e| Error::io("read", &s.path, e))?;
+            let Ok(m) = read_full(&mut gz, &mut y) else {
+                return Ok(Some(false));
+            };
+            if x[..n] != y[..m] {
+                return Ok(Some(false));
+            }
+            if n == 0 {
+                return Ok(Some(true));
+            }
+        }
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The offset just past the last newline of `file` (0 if it has none).
+fn line_start_of_end(file: &mut File, path: &Path) -> Result<u64, Error> {
+    let err = |e| Error::io("read", path, e);
+    let mut end = file.metadata().map_err(err)?.len();
+    let mut buf = vec![0u8; CHUNK];
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start)).map_err(err)?;
+        file.read_exact(&mut buf[..n]).map_err(err)?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+impl Iterator for Follower {
+    type Item = Result<Line, Error>;
+
+    /// The next line, waiting for it; `None` only for a follower made by
+    /// [`super::LogDir::lines`] at the end of the active file.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.poll() {
+                Ok(Some(line)) => return Some(Ok(line)),
+                Ok(None) if self.stop_at_end => return None,
+                Ok(None) => std::thread::sleep(self.interval),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
