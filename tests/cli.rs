@@ -1,0 +1,482 @@
+//! The `filesink` command (needs `--features cli`): `verify` finds each kind of damage and
+//! passes a healthy directory after a crash loop and a restart; `cat --since/--until/--level`
+//! selects by the records' own timestamps across plain and compressed segments; `stats`
+//! counts; `follow` follows a sink that rotates and compresses; `--stem` is required only
+//! when the directory holds several stems.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tracing_filesink::read::{LogDir, SegmentKind};
+use tracing_filesink::{Compression, FileSink, ManualClock, Rotation};
+
+const STEM: &str = "app";
+
+fn filesink(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_filesink"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run filesink")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("UTF-8 output")
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// A healthy directory: 32 KiB segments, the older ones compressed, the newest two plain.
+fn healthy_dir() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, guard) = FileSink::builder(tmp.path(), STEM)
+        .rotation(Rotation::size(32 << 10))
+        .compression(Compression::gzip().level(1))
+        .compress_after(2)
+        .build()
+        .unwrap();
+    let d = common::dispatch(layer);
+    tracing::dispatcher::with_default(&d, || {
+        for i in 0..2_000u64 {
+            tracing::info!(i, pad = "x".repeat(100).as_str(), "event");
+        }
+    });
+    guard.flush().unwrap();
+    common::wait_until("compression", Duration::from_secs(60), || {
+        let s = guard.stats();
+        s.rotations >= 5 && s.segments_compressed == s.rotations - 2
+    });
+    guard.shutdown(Duration::from_secs(10)).unwrap();
+    drop(d);
+    tmp
+}
+
+fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
+    }
+    to
+}
+
+/// The finished segments of a directory, in order.
+fn finished(dir: &Path) -> Vec<tracing_filesink::read::SegmentFile> {
+    LogDir::open(dir, STEM)
+        .unwrap()
+        .segments()
+        .unwrap()
+        .into_iter()
+        .filter(|s| matches!(s.kind(), SegmentKind::Plain | SegmentKind::Compressed))
+        .collect()
+}
+
+/// Runs `verify` on a copy of `healthy` damaged by `damage`, which returns the file name the
+/// report must name; checks exit status 1 and one line naming that file with `what`.
+fn assert_found(healthy: &Path, what: &str, damage: impl FnOnce(&Path) -> String) {
+    let tmp = copy_dir(healthy);
+    let file = damage(tmp.path());
+    let o = filesink(&["verify", path_str(tmp.path())]);
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{what}: exit status; output:\n{out}"
+    );
+    assert!(
+        out.lines().any(
+            |l| l.contains(&file) && l.contains(what) && l.contains("offset")
+                || l.contains(&file) && l.contains(what) && what.contains("missing")
+        ),
+        "{what}: no line naming {file}; output:\n{out}"
+    );
+}
+
+#[test]
+fn verify_finds_each_kind_of_damage() {
+    let healthy = healthy_dir();
+    let segs = finished(healthy.path());
+    let gz: Vec<_> = segs
+        .iter()
+        .filter(|s| s.kind() == SegmentKind::Compressed)
+        .collect();
+    let plain: Vec<_> = segs
+        .iter()
+        .filter(|s| s.kind() == SegmentKind::Plain)
+        .collect();
+    assert!(gz.len() >= 3 && plain.len() == 2, "{segs:?}");
+
+    let o = filesink(&["verify", path_str(healthy.path())]);
+    assert_eq!(o.status.code(), Some(0), "healthy: {}", stdout(&o));
+    assert_eq!(stdout(&o), "", "healthy: no problem line");
+
+    // A flipped byte in the middle of a .gz.
+    let name = gz[1].file_name().to_string();
+    assert_found(healthy.path(), "gzip data damaged", |d| {
+        let p = d.join(&name);
+        let mut b = std::fs::read(&p).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x5a;
+        std::fs::write(&p, b).unwrap();
+        name.clone()
+    });
+    // A truncated .gz, and a truncated plain segment.
+    assert_found(healthy.path(), "gzip data damaged", |d| {
+        let p = d.join(&name);
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(len - 100)
+            .unwrap();
+        name.clone()
+    });
+    let pname = plain[0].file_name().to_string();
+    assert_found(healthy.path(), "torn last line", |d| {
+        let p = d.join(&pname);
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(len - 30)
+            .unwrap();
+        pname.clone()
+    });
+    // A middle segment deleted.
+    let mid = segs[segs.len() / 2].clone();
+    assert_found(
+        healthy.path(),
+        &format!("segment {} is missing", mid.seq().unwrap()),
+        |d| {
+            std::fs::remove_file(d.join(mid.file_name())).unwrap();
+            d.display().to_string()
+        },
+    );
+    // A torn line inside a finished segment: the first half of a record, then the next ones.
+    assert_found(healthy.path(), "invalid JSON", |d| {
+        let p = d.join(&pname);
+        let b = std::fs::read(&p).unwrap();
+        let starts: Vec<usize> = b
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        let (s, e) = (starts[9], starts[10]);
+        let mut torn = b[..s + (e - s) / 2].to_vec();
+        torn.push(b'\n');
+        torn.extend_from_slice(&b[e..]);
+        std::fs::write(&p, torn).unwrap();
+        pname.clone()
+    });
+    // One segment present plain and compressed.
+    let gname = gz[0].file_name().to_string();
+    assert_found(healthy.path(), "duplicate", |d| {
+        let bytes = common::read_maybe_gz(&d.join(&gname));
+        std::fs::write(d.join(gname.strip_suffix(".gz").unwrap()), bytes).unwrap();
+        gname.clone()
+    });
+    // Retention's holes at the oldest end are not problems.
+    let tmp = copy_dir(healthy.path());
+    std::fs::remove_file(tmp.path().join(segs[0].file_name())).unwrap();
+    std::fs::remove_file(tmp.path().join(segs[1].file_name())).unwrap();
+    let o = filesink(&["verify", path_str(tmp.path())]);
+    assert_eq!(o.status.code(), Some(0), "oldest removed: {}", stdout(&o));
+}
+
+const KILLS: u64 = 40;
+
+fn crash_builder(dir: &Path) -> tracing_filesink::Builder {
+    FileSink::builder(dir, STEM)
+        .rotation(Rotation::size(32 << 10))
+        .compression(Compression::gzip().level(1))
+}
+
+#[test]
+#[ignore = "the child process of verify_passes_after_crash_loop; does nothing unless CLI_CRASH_DIR is set"]
+fn crash_child() {
+    let Ok(dir) = std::env::var("CLI_CRASH_DIR") else {
+        return;
+    };
+    println!("ready");
+    let (layer, guard) = crash_builder(Path::new(&dir))
+        .build()
+        .expect("child: build");
+    let d = common::dispatch(layer);
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    for seq in 0..2_000u64 {
+                        tracing::info!(thread = t, seq, pad = "y".repeat(120).as_str(), "event");
+                    }
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    guard
+        .shutdown(Duration::from_secs(5))
+        .expect("child: shutdown");
+}
+
+/// Children killed with SIGKILL at random moments (as in `tests/crash_loop.rs`), then one
+/// clean restart: `verify` finds nothing wrong.
+#[test]
+fn verify_passes_after_crash_loop_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("logs");
+    let exe = std::env::current_exe().unwrap();
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    for _ in 0..KILLS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("CLI_CRASH_DIR", &dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.ends_with("ready\n") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child never said ready"
+            );
+        }
+        // Picks the moment of the kill; synchronizes nothing.
+        std::thread::sleep(Duration::from_micros(x % 30_000));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    let (_layer, guard) = crash_builder(&dir).build().expect("restart");
+    guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+    assert!(
+        finished(&dir).len() >= 5,
+        "too few segments to mean anything"
+    );
+    let o = filesink(&["verify", path_str(&dir)]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "verify after crash loop:\n{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+const START: &str = "2026-11-26T00:00:00Z";
+
+/// Event `i` is logged at START + i seconds; every 10th is a WARN.
+fn timed_dir() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(common::at(START));
+    let (layer, guard) = FileSink::builder(tmp.path(), STEM)
+        .clock(clock.clone())
+        .rotation(Rotation::size(8 << 10))
+        .compression(Compression::gzip().level(1))
+        .compress_after(3)
+        .build()
+        .unwrap();
+    let d = common::dispatch(layer);
+    tracing::dispatcher::with_default(&d, || {
+        for i in 0..1_000u64 {
+            if i % 10 == 0 {
+                tracing::warn!(i, "event");
+            } else {
+                tracing::info!(i, "event");
+            }
+            clock.advance(Duration::from_secs(1));
+        }
+    });
+    guard.flush().unwrap();
+    common::wait_until("compression", Duration::from_secs(60), || {
+        let s = guard.stats();
+        s.rotations >= 5 && s.segments_compressed == s.rotations - 3
+    });
+    guard.shutdown(Duration::from_secs(10)).unwrap();
+    tmp
+}
+
+fn event_numbers(out: &str) -> Vec<u64> {
+    out.lines()
+        .map(|l| {
+            common::json(l)["fields"]["i"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{l}"))
+        })
+        .collect()
+}
+
+#[test]
+fn cat_selects_by_time_and_level_across_plain_and_compressed() {
+    let tmp = timed_dir();
+    let d = path_str(tmp.path());
+    let all = filesink(&["cat", d]);
+    assert!(all.status.success());
+    assert_eq!(event_numbers(&stdout(&all)), (0..1_000).collect::<Vec<_>>());
+
+    // Events 100..=899: they span compressed and plain segments.
+    let kinds: std::collections::BTreeSet<_> = LogDir::open(tmp.path(), STEM)
+        .unwrap()
+        .segments()
+        .unwrap()
+        .iter()
+        .map(|s| s.kind())
+        .collect();
+    assert!(kinds.contains(&SegmentKind::Compressed) && kinds.contains(&SegmentKind::Plain));
+    let o = filesink(&[
+        "cat",
+        d,
+        "--since",
+        "2026-11-26T00:01:40Z",
+        "--until",
+        "2026-11-26T00:15:00Z",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(event_numbers(&stdout(&o)), (100..900).collect::<Vec<_>>());
+    // Other spellings of the same instants; the bounds are [since, until).
+    let o = filesink(&[
+        "cat",
+        d,
+        "--since",
+        "2026-11-26T01:01:40+01:00",
+        "--until",
+        "2026-11-26 00:15:00",
+    ]);
+    assert_eq!(event_numbers(&stdout(&o)), (100..900).collect::<Vec<_>>());
+    let o = filesink(&[
+        "cat",
+        d,
+        "--since",
+        "2026-11-26T00:16:30Z",
+        "--level",
+        "warn",
+    ]);
+    assert_eq!(
+        event_numbers(&stdout(&o)),
+        (990..1_000).step_by(10).collect::<Vec<_>>()
+    );
+    let o = filesink(&["cat", d, "--until", "2026-11-26"]);
+    assert_eq!(stdout(&o), "");
+    let o = filesink(&["cat", d, "--since", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a time"));
+
+    // stats: the totals match what was logged.
+    let o = filesink(&["stats", d]);
+    let out = stdout(&o);
+    let total: Vec<&str> = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("total"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // total, N, files, lines, bytes, compressed, TRACE, DEBUG, INFO, WARN, ERROR
+    assert_eq!(total[3], "1000", "{out}");
+    assert_eq!((total[8], total[9]), ("900", "100"), "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("2026-11-26T00:00:00Z")),
+        "{out}"
+    );
+}
+
+#[test]
+fn stem_is_required_only_when_several() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("app.log"), "{\"a\":1}\n").unwrap();
+    let o = filesink(&["cat", path_str(tmp.path())]);
+    assert_eq!(stdout(&o), "{\"a\":1}\n");
+    std::fs::write(tmp.path().join("worker.log"), "{\"b\":2}\n").unwrap();
+    let o = filesink(&["cat", path_str(tmp.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("app, worker") && err.contains("--stem"),
+        "{err}"
+    );
+    let o = filesink(&["cat", path_str(tmp.path()), "--stem", "worker"]);
+    assert_eq!(stdout(&o), "{\"b\":2}\n");
+    let empty = tempfile::tempdir().unwrap();
+    let o = filesink(&["verify", path_str(empty.path())]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// `follow --from-start` prints every event once while the sink rotates and compresses.
+#[test]
+fn follow_prints_every_line_across_rotations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = tmp.path().to_path_buf();
+    std::fs::write(dir.join("app.log"), "").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_filesink"))
+        .args(["follow", "--from-start", path_str(&dir)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            if tx.send(l.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let (layer, guard) = FileSink::builder(&dir, STEM)
+        .rotation(Rotation::size(16 << 10))
+        .compression(Compression::gzip().level(1))
+        .build()
+        .unwrap();
+    let d = common::dispatch(layer);
+    const N: u64 = 3_000;
+    tracing::dispatcher::with_default(&d, || {
+        for i in 0..N {
+            tracing::info!(i, pad = "z".repeat(80).as_str(), "event");
+            if i % 100 == 0 {
+                // A service's pace: rotations some milliseconds apart.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    guard.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while (got.len() as u64) < N {
+        let l = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("follow printed {} of {N} lines", got.len()));
+        got.push(common::json(&l)["fields"]["i"].as_u64().unwrap());
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert!(guard.stats().rotations >= 10);
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+}
