@@ -75,10 +75,19 @@
 //! `tracing-appender`'s `non_blocking` (lossless) at under a third of its median caller
 //! latency. See `docs/performance.md`.
 //!
+//! # Reading back
+//!
+//! [`read::LogDir`] lists a directory's segments in write order, iterates lines and records
+//! across plain and compressed segments, and follows the active file across rotations
+//! without losing or repeating a line. The `filesink` command (feature `cli`) does the same
+//! from a shell: `cat`, `follow`, `verify`, `stats`. `docs/shipping.md` configures log
+//! shippers.
+//!
 //! # Features
 //!
 //! - `test-util`: exposes `ManualClock` and `Builder::clock`, the seam
 //!   for testing time rotation without sleeping.
+//! - `cli`: builds the `filesink` command (`cargo install tracing-filesink --features cli`).
 
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
