@@ -187,7 +187,7 @@ impl Follower {
     pub(super) fn new(logs: LogDir, start: Start, stop_at_end: bool) -> Result<Follower, Error> {
         let done = match start {
             Start::Beginning => None,
-            Start::End => logs.segments()?.iter().filter_map(|s| s.seq).max(),
+            Start::End => logs.list(false)?.iter().filter_map(|s| s.seq).max(),
         };
         Ok(Follower {
             logs,
@@ -266,10 +266,10 @@ impl Follower {
             if self.next_segment()?.is_some() {
                 continue;
             }
-            // Still the active file after the listing: it was not sealed during it, so its
-            // number will be above every segment listed. A second listing covers a segment
-            // renamed (pending → final) while the first one read the directory.
-            if path_id(&path)? != Some(id) || self.next_segment()?.is_some() {
+            // Still the active file after the listing: it was not sealed before or during
+            // it, so every segment sealed before it was listed and its own number will be
+            // above them all.
+            if path_id(&path)? != Some(id) {
                 continue;
             }
             let mut file = file;
@@ -299,7 +299,7 @@ impl Follower {
         for _ in 0..3 {
             let found = self
                 .logs
-                .segments()?
+                .list(false)?
                 .into_iter()
                 .filter(|s| s.kind != SegmentKind::Active && s.seq > self.done)
                 .min_by_key(|s| (s.seq, s.kind));
@@ -401,7 +401,7 @@ impl Follower {
         // A candidate renamed (pending → final) or removed (plain → gz) between the listing and
         // the comparison proves nothing: list again.
         'list: for _ in 0..3 {
-            let segs = self.logs.segments()?;
+            let segs = self.logs.list(false)?;
             let Some(lowest) = segs
                 .iter()
                 .filter(|s| s.kind != SegmentKind::Active && s.seq > a.floor)

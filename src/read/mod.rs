@@ -212,6 +212,11 @@ impl LogDir {
     /// pending, plain, compressed), then the active file if it exists. A segment found both
     /// plain and compressed is listed twice; [`LogDir::lines`] reads it once.
     pub fn segments(&self) -> Result<Vec<SegmentFile>, Error> {
+        self.list(true)
+    }
+
+    /// [`LogDir::segments`]; without `with_len` no file is stat'ed (every length is 0).
+    pub(crate) fn list(&self, with_len: bool) -> Result<Vec<SegmentFile>, Error> {
         let mut out = Vec::new();
         let mut active = None;
         let active_name = name::active(&self.stem);
@@ -242,7 +247,11 @@ impl LogDir {
             if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            let len = entry.metadata().map_or(0, |m| m.len());
+            let len = if with_len {
+                entry.metadata().map_or(0, |m| m.len())
+            } else {
+                0
+            };
             let f = SegmentFile {
                 path: entry.path(),
                 file_name,
