@@ -480,3 +480,29 @@ fn follow_prints_every_line_across_rotations() {
     assert!(guard.stats().rotations >= 10);
     assert_eq!(got, (0..N).collect::<Vec<_>>());
 }
+
+/// A damaged `.gz` does not stop `cat`: it is named on stderr, the other segments are
+/// printed, and the exit status is 1.
+#[test]
+fn cat_goes_on_past_a_damaged_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let l = "20261126T031448Z";
+    std::fs::write(d.join(format!("app.0000000001.{l}.log")), "{\"n\":1}\n").unwrap();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut e, "{\"n\":2}\n".repeat(1000).as_bytes()).unwrap();
+    let mut gz = e.finish().unwrap();
+    let mid = gz.len() / 2;
+    gz[mid] ^= 0xff;
+    let bad = format!("app.0000000002.{l}.log.gz");
+    std::fs::write(d.join(&bad), gz).unwrap();
+    std::fs::write(d.join("app.log"), "{\"n\":3}\n").unwrap();
+    let o = filesink(&["cat", path_str(d)]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.starts_with("{\"n\":1}\n") && out.ends_with("{\"n\":3}\n"),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&bad));
+}

@@ -291,3 +291,16 @@ fn follower_sees_every_event_once_through_rotation_gzip_and_retention() {
         assert_eq!(next.get(&t), Some(&PER_THREAD), "thread {t}");
     }
 }
+
+#[test]
+fn reader_types_are_send() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<tracing_filesink::read::Follower>();
+    send::<tracing_filesink::read::Lines>();
+    send::<tracing_filesink::read::Records>();
+    send_sync::<LogDir>();
+    send_sync::<tracing_filesink::read::Line>();
+    send_sync::<tracing_filesink::read::Record>();
+    send_sync::<tracing_filesink::read::SegmentFile>();
+}

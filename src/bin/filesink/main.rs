@@ -110,8 +110,7 @@ fn run(cli: Cli) -> io::Result<ExitCode> {
             level,
         } => {
             let logs = open(&target)?;
-            cat(&logs, since, until, level)?;
-            Ok(ExitCode::SUCCESS)
+            cat(&logs, since, until, level)
         }
         Cmd::Follow { target, from_start } => {
             let logs = open(&target)?;
@@ -186,22 +185,33 @@ fn keep(
     }
 }
 
+/// A damaged segment is reported on stderr and skipped; the exit status is then 1.
 fn cat(
     logs: &LogDir,
     since: Option<SystemTime>,
     until: Option<SystemTime>,
     level: Option<Level>,
-) -> io::Result<()> {
+) -> io::Result<ExitCode> {
     let out = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, out.lock());
+    let mut code = ExitCode::SUCCESS;
     for r in logs.records()? {
-        let r = r?;
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                out.flush()?;
+                eprintln!("filesink: {e}");
+                code = ExitCode::from(1);
+                continue;
+            }
+        };
         if keep(&r, since, until, level) {
             out.write_all(r.line().as_bytes())?;
             out.write_all(b"\n")?;
         }
     }
-    out.flush()
+    out.flush()?;
+    Ok(code)
 }
 
 fn follow(logs: &LogDir, from_start: bool) -> io::Result<()> {
@@ -213,7 +223,17 @@ fn follow(logs: &LogDir, from_start: bool) -> io::Result<()> {
     let out = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, out.lock());
     loop {
-        match f.poll()? {
+        let next = match f.poll() {
+            Ok(next) => next,
+            // A damaged segment: reported and skipped, the follower goes on.
+            Err(e) => {
+                out.flush()?;
+                eprintln!("filesink: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        match next {
             Some(line) => {
                 out.write_all(line.as_bytes())?;
                 out.write_all(b"\n")?;
