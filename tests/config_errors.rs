@@ -342,7 +342,7 @@ fn child_process_entry_point() {
 #[test]
 fn second_sink_in_another_process_is_locked_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_layer, guard) = FileSink::builder(tmp.path(), "app").build().unwrap();
+    let (layer, guard) = FileSink::builder(tmp.path(), "app").build().unwrap();
     let out = spawn_child("lock", tmp.path(), None, None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -352,9 +352,11 @@ fn second_sink_in_another_process_is_locked_out() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("child: Locked"), "{stdout}");
-    // The lock dies with its holder: the child can build once the parent lets go.
+    // The lock dies with its holder: the child can build once the parent lets go (of the
+    // layer too: a guard dropped while its layer lives leaves the sink running).
     let out = common::without_forks(|| {
         drop(guard);
+        drop(layer);
         child("lock", tmp.path(), None, None)
     });
     assert_eq!(
