@@ -249,6 +249,16 @@ impl Builder {
                 format!("the file stem {stem:?} must not start with a dot"),
             ));
         }
+        if stem.ends_with(".log") {
+            return Err(Error::config(
+                "stem",
+                format!(
+                    "the file stem {stem:?} ends in `.log`, which the sink adds itself \
+                     (the active file would be {stem}.log): use {:?}",
+                    stem.trim_end_matches(".log")
+                ),
+            ));
+        }
         if self.dir.as_os_str().is_empty() {
             return Err(Error::config("directory", "the directory path is empty"));
         }

@@ -53,13 +53,10 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
                 "the log directory path exists and is not a directory",
             ))
         }
-        Err(_) => cfg.fs.create_dir_all(dir, cfg.dir_mode).map_err(|e| {
-            Error::config_path(
-                "directory",
-                dir,
-                format!("cannot create the log directory: {e}"),
-            )
-        })?,
+        Err(_) => cfg
+            .fs
+            .create_dir_all(dir, cfg.dir_mode)
+            .map_err(|e| Error::create_dir(dir, e))?,
     }
     // Shared by every thread that touches the directory: released when the last one exits, so
     // another sink never works next to a straggler of this one.
