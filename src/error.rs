@@ -73,6 +73,18 @@ impl Error {
         )
     }
 
+    /// A configuration key that names no setting.
+    #[cfg(feature = "serde")]
+    pub(crate) fn unknown_setting(key: &str) -> Error {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!("unknown setting `{key}`"),
+            None,
+            None,
+            None,
+        )
+    }
+
     pub(crate) fn config_path(
         setting: &'static str,
         path: &Path,

@@ -79,6 +79,10 @@
 //!
 //! - `test-util`: exposes `ManualClock` and `Builder::clock`, the seam
 //!   for testing time rotation without sleeping.
+//! - `serde`: `Deserialize` for the setting types (through their one-line `FromStr` forms:
+//!   `"64 MiB or daily"`, `"30 files, 7 days"`, `"gzip"`) and `FileSinkConfig`, every
+//!   builder setting read from a configuration file, with `set(key, value)` for environment
+//!   overrides. Errors name the key and quote the value.
 
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -92,12 +96,15 @@ mod error;
 mod exit_hook;
 #[cfg(test)]
 mod fault;
+#[cfg(feature = "serde")]
+mod file_config;
 mod format;
 mod fs;
 mod guard;
 mod layer;
 mod maintain;
 mod make_writer;
+mod parse;
 mod queue;
 mod recover;
 mod retain;
@@ -111,6 +118,8 @@ pub use builder::{Builder, FileSink};
 pub use clock::ManualClock;
 pub use compress::Compression;
 pub use error::{Error, ErrorKind};
+#[cfg(feature = "serde")]
+pub use file_config::FileSinkConfig;
 pub use format::{Format, TimeFormat, TimeZone};
 pub use guard::FileSinkGuard;
 pub use layer::FileSinkLayer;
