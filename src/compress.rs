@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::fs::FileHandle;
 
-/// Compression of finished segments.
+/// Compression of finished segments. Also reads from one line (`"none"`, `"gzip"`,
+/// `"gzip 9"`) through `FromStr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Compression {
     gzip: bool,

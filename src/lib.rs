@@ -43,6 +43,11 @@
 //!   never replace anything; compression goes through a verified temp file; startup recovery
 //!   removes temp files, trims a torn last line and finishes interrupted work.
 //!   See `docs/guarantees.md`.
+//! - **Nothing is lost at exit.** By default an `atexit` handler flushes and fsyncs every sink
+//!   when the process returns from `main` or calls `std::process::exit`, wherever the guard
+//!   is; a guard dropped while its layer lives leaves the sink running for the layer.
+//! - **Several sinks in one subscriber**, each with its own format and per-layer filter,
+//!   beside `fmt::layer()`; records from the `log` crate keep their target, as in `fmt`.
 //! - **A sick disk never panics or hangs the application.** Writes are retried with backoff
 //!   while events are kept up to the queue bound; then the overflow policy applies.
 //!

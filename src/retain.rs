@@ -4,6 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 /// Which finished segments to keep. Limits combine: a segment is deleted when any limit asks.
+/// Also reads from one line (`"30 files, 7 days"`, `"10 GiB"`, `"5 GiB free"`) through
+/// `FromStr`.
 /// Only this sink's finished segments are ever deleted: never the active file, never a
 /// segment being compressed, never another stem's or a foreign file.
 ///
