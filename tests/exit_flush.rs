@@ -43,6 +43,17 @@ fn child_entry() {
         "panic-hook" => builder.flush_on_panic(true),
         _ => builder,
     };
+    if mode == "discarded-writer-guard" {
+        // `build_writer()` under fmt's own JSON layer, its guard dropped at once too.
+        let (writer, _) = builder.build_writer().unwrap();
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().json().with_writer(writer))
+            .init();
+        for i in 0..EVENTS {
+            tracing::info!(i, "before the end");
+        }
+        std::process::exit(0);
+    }
     let (layer, guard) = builder.build().unwrap();
     match mode.as_str() {
         // Kept in a `static`: never dropped.
@@ -89,6 +100,7 @@ fn process_exit_with_the_guard_in_a_static_keeps_every_event() {
 #[test]
 fn a_discarded_guard_loses_nothing() {
     child_keeps_every_event("discarded-guard");
+    child_keeps_every_event("discarded-writer-guard");
 }
 
 #[test]
