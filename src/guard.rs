@@ -21,7 +21,7 @@ use crate::writer::{Start, Writer};
 /// of the process). [`shutdown`](Self::shutdown) always stops the sink.
 ///
 /// `Send + Sync`: share it (for example in an `Arc`) to flush from anywhere.
-#[must_use = "dropping the guard shuts the sink down at once"]
+#[must_use = "keep the guard (`let (layer, _guard) = ...`) to flush, sync and shut the sink down"]
 pub struct FileSinkGuard {
     queue: Arc<Queue>,
     cfg: Arc<Config>,
