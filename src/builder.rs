@@ -10,7 +10,7 @@ use crate::compress::Compression;
 use crate::config::Config;
 use crate::error::Error;
 use crate::format::timestamp::Timestamper;
-use crate::format::{Format, Formatter, TimeFormat, TimeZone};
+use crate::format::{Format, Formatter, SinkId, TimeFormat, TimeZone};
 use crate::fs::{Fs, RealFs};
 use crate::guard::FileSinkGuard;
 use crate::layer::FileSinkLayer;
@@ -47,7 +47,7 @@ impl FileSink {
             retention: Retention::keep_all(),
             fsync: Fsync::Never,
             flush_on_panic: false,
-            flush_on_exit: false,
+            flush_on_exit: true,
             clock: Clock::System,
             fs: Arc::new(RealFs),
         }
@@ -75,7 +75,7 @@ impl FileSink {
 /// | [`retention`](Builder::retention) | [`Retention::keep_all()`] |
 /// | [`fsync`](Builder::fsync) | [`Fsync::Never`] (finalization always fsyncs) |
 /// | [`flush_on_panic`](Builder::flush_on_panic) | `false` |
-/// | [`flush_on_exit`](Builder::flush_on_exit) | `false` |
+/// | [`flush_on_exit`](Builder::flush_on_exit) | `true` |
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct Builder {
@@ -206,10 +206,12 @@ impl Builder {
         self
     }
 
-    /// Flush and fsync what was logged when the process ends through `std::process::exit`
-    /// (which runs no destructors, so the guard is never dropped), from an `atexit` handler,
-    /// waiting at most the shutdown timeout. Nothing can flush on `abort()` (also
-    /// `panic = "abort"`), `_exit` or a fatal signal. Default: `false`.
+    /// Flush and fsync what was logged when the process ends through `std::process::exit` or
+    /// by returning from `main` (neither drops a guard kept in a `static`, and a guard dropped
+    /// while a layer still logs leaves the sink running), from an `atexit` handler, waiting at
+    /// most the shutdown timeout. Nothing can flush on `abort()` (also `panic = "abort"`),
+    /// `_exit` or a fatal signal. Default: `true`; `flush_on_exit(false)` leaves whatever is
+    /// still queued at exit unwritten.
     pub fn flush_on_exit(mut self, yes: bool) -> Self {
         self.flush_on_exit = yes;
         self
@@ -245,6 +247,16 @@ impl Builder {
             return Err(Error::config(
                 "stem",
                 format!("the file stem {stem:?} must not start with a dot"),
+            ));
+        }
+        if stem.ends_with(".log") {
+            return Err(Error::config(
+                "stem",
+                format!(
+                    "the file stem {stem:?} ends in `.log`, which the sink adds itself \
+                     (the active file would be {stem}.log): use {:?}",
+                    stem.trim_end_matches(".log")
+                ),
             ));
         }
         if self.dir.as_os_str().is_empty() {
@@ -298,6 +310,7 @@ impl Builder {
                 format: self.format,
                 timestamper: Timestamper::new(self.time_zone, &self.time_format),
                 clock: self.clock,
+                sink: SinkId::next(),
             },
             dir: self.dir,
             active_path,
@@ -332,8 +345,9 @@ impl Builder {
     /// [`ErrorKind::Io`](crate::ErrorKind::Io) naming the operation and path.
     pub fn build(self) -> Result<(FileSinkLayer, FileSinkGuard), Error> {
         let config = Arc::new(self.validate()?);
-        let (queue, guard) = crate::guard::start(config.clone())?;
-        Ok((FileSinkLayer::new(config, queue), guard))
+        let (queue, mut guard) = crate::guard::start(config.clone())?;
+        let users = guard.user();
+        Ok((FileSinkLayer::new(config, queue, users), guard))
     }
 
     /// Like [`build`](Builder::build), but returns a [`MakeWriter`](tracing_subscriber::fmt::MakeWriter)
@@ -341,7 +355,8 @@ impl Builder {
     /// fmt layer writes becomes one record; control characters inside it are escaped.
     pub fn build_writer(self) -> Result<(FileSinkWriter, FileSinkGuard), Error> {
         let config = Arc::new(self.validate()?);
-        let (queue, guard) = crate::guard::start(config)?;
-        Ok((FileSinkWriter::new(queue), guard))
+        let (queue, mut guard) = crate::guard::start(config)?;
+        let users = guard.user();
+        Ok((FileSinkWriter::new(queue, users), guard))
     }
 }

@@ -13,36 +13,51 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::fs::FileHandle;
 
-/// Compression of finished segments.
+/// Compression of finished segments. Also reads from one line (`"none"`, `"gzip"`,
+/// `"gzip 9"`) through `FromStr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Compression {
+    gzip: bool,
     level: Option<u32>,
 }
 
 impl Compression {
     /// No compression (the default).
     pub const fn none() -> Compression {
-        Compression { level: None }
+        Compression {
+            gzip: false,
+            level: None,
+        }
     }
     /// Gzip at level 6 (`gzip`'s default).
     pub const fn gzip() -> Compression {
-        Compression { level: Some(6) }
+        Compression {
+            gzip: true,
+            level: None,
+        }
     }
-    /// The gzip level, 0 (store) to 9 (smallest); `build()` rejects anything else.
+    /// The gzip level, 0 (store) to 9 (smallest); `build()` rejects anything else, and a
+    /// level on [`Compression::none()`] (it never turns gzip on).
     #[must_use]
     pub const fn level(self, level: u32) -> Compression {
-        Compression { level: Some(level) }
+        Compression {
+            gzip: self.gzip,
+            level: Some(level),
+        }
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
         match self.level {
+            Some(l) if !self.gzip => Err(format!(
+                "a level ({l}) was set on Compression::none(); use Compression::gzip().level({l})"
+            )),
             Some(l) if l > 9 => Err(format!("gzip level {l} is not within 0..=9")),
             _ => Ok(()),
         }
     }
 
     pub(crate) fn is_on(&self) -> bool {
-        self.level.is_some()
+        self.gzip
     }
 }
 

@@ -73,6 +73,18 @@ impl Error {
         )
     }
 
+    /// A configuration key that names no setting.
+    #[cfg(feature = "serde")]
+    pub(crate) fn unknown_setting(key: &str) -> Error {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!("unknown setting `{key}`"),
+            None,
+            None,
+            None,
+        )
+    }
+
     pub(crate) fn config_path(
         setting: &'static str,
         path: &Path,
@@ -100,6 +112,36 @@ impl Error {
             op.to_string()
         };
         Error::new(kind, message, None, Some(path.to_path_buf()), Some(err))
+    }
+
+    /// Creating the log directory `dir` failed. Keeps the `io::Error` (a permission problem
+    /// stays `PermissionDenied`); when a component of the path is a file, names it.
+    pub(crate) fn create_dir(dir: &Path, err: io::Error) -> Error {
+        let file = dir
+            .ancestors()
+            .skip(1)
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_dir()));
+        match file {
+            // The configured path cannot be a directory: a setting to fix.
+            Some(file) => Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "cannot create the log directory {}: {} is a file, not a directory",
+                    dir.display(),
+                    file.display()
+                ),
+                Some("directory"),
+                Some(file.to_path_buf()),
+                Some(err),
+            ),
+            None => Error::new(
+                ErrorKind::Io,
+                "cannot create the log directory".into(),
+                Some("directory"),
+                Some(dir.to_path_buf()),
+                Some(err),
+            ),
+        }
     }
 
     pub(crate) fn symlink(path: &Path) -> Error {
@@ -147,7 +189,8 @@ impl Error {
         self.inner.kind
     }
 
-    /// The builder setting this error is about, for [`ErrorKind::InvalidConfig`].
+    /// The builder setting this error is about: for [`ErrorKind::InvalidConfig`], and for
+    /// `directory` when creating the log directory failed.
     pub fn setting(&self) -> Option<&'static str> {
         self.inner.setting
     }
@@ -188,8 +231,12 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(setting) = self.inner.setting {
-            write!(f, "invalid setting `{setting}`: ")?;
+        match self.inner.setting {
+            Some(setting) if self.inner.kind == ErrorKind::InvalidConfig => {
+                write!(f, "invalid setting `{setting}`: ")?
+            }
+            Some(setting) => write!(f, "`{setting}`: ")?,
+            None => {}
         }
         f.write_str(&self.inner.message)?;
         if let Some(path) = &self.inner.path {
@@ -252,6 +299,26 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Symlink);
         let io: io::Error = e.into();
         assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn create_dir_error_keeps_the_io_error() {
+        let e = Error::create_dir(
+            Path::new("/nonexistent-root/logs"),
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert_eq!(e.setting(), Some("directory"));
+        assert_eq!(e.path(), Some(Path::new("/nonexistent-root/logs")));
+        assert_eq!(
+            e.io_error().map(io::Error::kind),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.downcast_ref::<io::Error>().is_some());
+        assert!(!e.to_string().contains("invalid setting"), "{e}");
+        let io: io::Error = e.into();
+        assert_eq!(io.kind(), io::ErrorKind::PermissionDenied);
     }
 
     #[test]

@@ -14,16 +14,21 @@ use crate::segment::finish::Finisher;
 use crate::stats::{Stats, EXITED};
 use crate::writer::{Start, Writer};
 
-/// Owns a sink's threads. Keep it alive as long as you log: dropping it drains the queue
-/// (waiting at most the shutdown timeout), fsyncs and closes the file.
+/// Owns a sink's threads. Keep it alive as long as you log (`let (layer, _guard) = ...`).
+/// Dropping it drains the queue and fsyncs (waiting at most the shutdown timeout); then, if
+/// no layer of the sink is left, it stops the threads and closes the file, and otherwise the
+/// sink keeps writing until its last layer is dropped (and the at-exit flush covers the end
+/// of the process). [`shutdown`](Self::shutdown) always stops the sink.
 ///
 /// `Send + Sync`: share it (for example in an `Arc`) to flush from anywhere.
-#[must_use = "dropping the guard shuts the sink down at once"]
+#[must_use = "keep the guard (`let (layer, _guard) = ...`) to flush, sync and shut the sink down"]
 pub struct FileSinkGuard {
     queue: Arc<Queue>,
     cfg: Arc<Config>,
     writer: Mutex<Option<JoinHandle<()>>>,
     maintenance: Mutex<Option<Maintenance>>,
+    /// The sink's layers and writers; see `exit_hook::Users`.
+    users: Weak<crate::exit_hook::Users>,
 }
 
 impl std::fmt::Debug for FileSinkGuard {
@@ -48,13 +53,10 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
                 "the log directory path exists and is not a directory",
             ))
         }
-        Err(_) => cfg.fs.create_dir_all(dir, cfg.dir_mode).map_err(|e| {
-            Error::config_path(
-                "directory",
-                dir,
-                format!("cannot create the log directory: {e}"),
-            )
-        })?,
+        Err(_) => cfg
+            .fs
+            .create_dir_all(dir, cfg.dir_mode)
+            .map_err(|e| Error::create_dir(dir, e))?,
     }
     // Shared by every thread that touches the directory: released when the last one exits, so
     // another sink never works next to a straggler of this one.
@@ -98,6 +100,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         cfg: cfg.clone(),
         writer: Mutex::new(Some(handle)),
         maintenance: Mutex::new(maintenance),
+        users: Weak::new(),
     };
     if cfg.flush_on_panic {
         install_panic_hook(Arc::downgrade(&queue), cfg.shutdown_timeout);
@@ -327,10 +330,50 @@ impl FileSinkGuard {
     }
 }
 
+impl FileSinkGuard {
+    /// A token for a layer or writer of this sink: while one lives, dropping the guard keeps
+    /// the sink running (see `exit_hook::Users`).
+    pub(crate) fn user(&mut self) -> Arc<crate::exit_hook::Users> {
+        if let Some(users) = self.users.upgrade() {
+            return users;
+        }
+        let users = Arc::new(crate::exit_hook::Users::default());
+        self.users = Arc::downgrade(&users);
+        users
+    }
+
+    /// This guard's threads in a new guard with no users, which shuts the sink down when it
+    /// is dropped.
+    fn take_over(&self) -> FileSinkGuard {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let maintenance = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        FileSinkGuard {
+            queue: self.queue.clone(),
+            cfg: self.cfg.clone(),
+            writer: Mutex::new(writer),
+            maintenance: Mutex::new(maintenance),
+            users: Weak::new(),
+        }
+    }
+}
+
 impl Drop for FileSinkGuard {
     fn drop(&mut self) {
         let pending = self.writer.lock().map(|w| w.is_some()).unwrap_or(false);
         if pending {
+            if let Some(users) = self.users.upgrade() {
+                // A layer still logs into this sink: what was logged so far is made durable
+                // as a shutdown would, and the sink goes on until its last layer is dropped.
+                if let Err(e) = self.sync() {
+                    self.queue.counters.report(&e);
+                }
+                users.adopt(self.take_over());
+                return;
+            }
             if let Err(e) = self.shutdown(self.cfg.shutdown_timeout) {
                 if e.kind() != crate::ErrorKind::ShutDown {
                     self.queue.counters.report(&e);

@@ -12,7 +12,8 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::config::Config;
-use crate::format::{Formatter, SpanFields};
+use crate::exit_hook::Users;
+use crate::format::{Formatter, SinkId};
 use crate::queue::Queue;
 
 /// Formats exactly like [`FileSinkLayer`] and discards the bytes: the formatting floor that
@@ -32,6 +33,7 @@ pub fn format_only_layer() -> FormatOnlyLayer {
             &crate::TimeFormat::rfc3339_micros(),
         ),
         clock: crate::clock::Clock::System,
+        sink: SinkId::next(),
     };
     FormatOnlyLayer { fmt }
 }
@@ -42,8 +44,8 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut()
-                .insert(self.fmt.new_span_fields(attrs));
+            let fields = self.fmt.new_span_fields(attrs);
+            self.fmt.store_span(&mut span.extensions_mut(), fields);
         }
     }
 
@@ -64,6 +66,8 @@ pub struct FileSinkLayer {
     fmt: Formatter,
     queue: Arc<Queue>,
     urgent: Option<Level>,
+    /// Keeps the sink running while this layer lives, even if the guard is dropped.
+    _users: Arc<Users>,
 }
 
 impl std::fmt::Debug for FileSinkLayer {
@@ -83,11 +87,12 @@ thread_local! {
 }
 
 impl FileSinkLayer {
-    pub(crate) fn new(cfg: Arc<Config>, queue: Arc<Queue>) -> FileSinkLayer {
+    pub(crate) fn new(cfg: Arc<Config>, queue: Arc<Queue>, users: Arc<Users>) -> FileSinkLayer {
         FileSinkLayer {
             fmt: cfg.formatter.clone(),
             urgent: cfg.urgent_level(),
             queue,
+            _users: users,
         }
     }
 
@@ -122,16 +127,14 @@ where
         if let Some(span) = ctx.span(id) {
             let fields = catch_unwind(AssertUnwindSafe(|| self.fmt.new_span_fields(attrs)))
                 .unwrap_or_default();
-            span.extensions_mut().insert(fields);
+            self.fmt.store_span(&mut span.extensions_mut(), fields);
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             let mut ext = span.extensions_mut();
-            if let Some(fields) = ext.get_mut::<SpanFields>() {
-                let _ = catch_unwind(AssertUnwindSafe(|| self.fmt.record_span(fields, values)));
-            }
+            let _ = catch_unwind(AssertUnwindSafe(|| self.fmt.record_in(&mut ext, values)));
         }
     }
 

@@ -43,6 +43,11 @@
 //!   never replace anything; compression goes through a verified temp file; startup recovery
 //!   removes temp files, trims a torn last line and finishes interrupted work.
 //!   See `docs/guarantees.md`.
+//! - **Nothing is lost at exit.** By default an `atexit` handler flushes and fsyncs every sink
+//!   when the process returns from `main` or calls `std::process::exit`, wherever the guard
+//!   is; a guard dropped while its layer lives leaves the sink running for the layer.
+//! - **Several sinks in one subscriber**, each with its own format and per-layer filter,
+//!   beside `fmt::layer()`; records from the `log` crate keep their target, as in `fmt`.
 //! - **A sick disk never panics or hangs the application.** Writes are retried with backoff
 //!   while events are kept up to the queue bound; then the overflow policy applies.
 //!
@@ -88,6 +93,10 @@
 //! - `test-util`: exposes `ManualClock` and `Builder::clock`, the seam
 //!   for testing time rotation without sleeping.
 //! - `cli`: builds the `filesink` command (`cargo install tracing-filesink --features cli`).
+//! - `serde`: `Deserialize` for the setting types (through their one-line `FromStr` forms:
+//!   `"64 MiB or daily"`, `"30 files, 7 days"`, `"gzip"`) and `FileSinkConfig`, every
+//!   builder setting read from a configuration file, with `set(key, value)` for environment
+//!   overrides. Errors name the key and quote the value.
 
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -101,12 +110,15 @@ mod error;
 mod exit_hook;
 #[cfg(test)]
 mod fault;
+#[cfg(feature = "serde")]
+mod file_config;
 mod format;
 mod fs;
 mod guard;
 mod layer;
 mod maintain;
 mod make_writer;
+mod parse;
 mod queue;
 pub mod read;
 mod recover;
@@ -121,6 +133,8 @@ pub use builder::{Builder, FileSink};
 pub use clock::ManualClock;
 pub use compress::Compression;
 pub use error::{Error, ErrorKind};
+#[cfg(feature = "serde")]
+pub use file_config::FileSinkConfig;
 pub use format::{Format, TimeFormat, TimeZone};
 pub use guard::FileSinkGuard;
 pub use layer::FileSinkLayer;

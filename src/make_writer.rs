@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::exit_hook::Users;
 use crate::format::escape::controls_escape_into;
 use crate::queue::Queue;
 
@@ -15,6 +16,8 @@ use crate::queue::Queue;
 #[derive(Debug, Clone)]
 pub struct FileSinkWriter {
     queue: Arc<Queue>,
+    /// Keeps the sink running while a writer lives, even if the guard is dropped.
+    _users: Arc<Users>,
 }
 
 /// The writer for one event; the record is queued when it is dropped.
@@ -25,8 +28,11 @@ pub struct RecordWriter<'a> {
 }
 
 impl FileSinkWriter {
-    pub(crate) fn new(queue: Arc<Queue>) -> FileSinkWriter {
-        FileSinkWriter { queue }
+    pub(crate) fn new(queue: Arc<Queue>, users: Arc<Users>) -> FileSinkWriter {
+        FileSinkWriter {
+            queue,
+            _users: users,
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 /// Which finished segments to keep. Limits combine: a segment is deleted when any limit asks.
+/// Also reads from one line (`"30 files, 7 days"`, `"10 GiB"`, `"5 GiB free"`) through
+/// `FromStr`.
 /// Only this sink's finished segments are ever deleted: never the active file, never a
 /// segment being compressed, never another stem's or a foreign file.
 ///
@@ -34,7 +36,7 @@ impl Retention {
         }
     }
     /// Keep the newest `n` finished segments (plain or compressed; the active file is not
-    /// counted). Exact, also across restarts.
+    /// counted). Exact, also across restarts. `build()` refuses 0.
     pub const fn files(n: usize) -> Retention {
         Retention {
             files: Some(n),
@@ -63,6 +65,13 @@ impl Retention {
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.files == Some(0) {
+            return Err(
+                "files(0) would delete every finished segment: keep at least 1, or \
+                        keep all with Retention::keep_all()"
+                    .into(),
+            );
+        }
         if self.max_age == Some(Duration::ZERO) {
             return Err("max_age must be greater than zero".into());
         }

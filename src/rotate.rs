@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::format::timestamp::{split, TimeZone};
 
 /// When to finish the active file and start a new one. Combine triggers with [`Rotation::or`].
+/// Also reads from one line (`"64 MiB or daily"`, `"every 6 hours"`) through `FromStr`.
 ///
 /// ```
 /// use tracing_filesink::Rotation;

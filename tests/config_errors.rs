@@ -46,6 +46,7 @@ fn invalid_settings_are_refused_before_touching_the_disk() {
         (FileSink::builder(&dir, "../app"), "stem"),
         (FileSink::builder(&dir, "a\\b"), "stem"),
         (FileSink::builder(&dir, ".hidden"), "stem"),
+        (FileSink::builder(&dir, "app.log"), "stem"),
         (b().queue_capacity(0), "queue_capacity"),
         (b().queue_bytes(0), "queue_bytes"),
         (b().file_mode(0o1600), "file_mode"),
@@ -78,6 +79,8 @@ fn invalid_settings_are_refused_before_touching_the_disk() {
             "retention",
         ),
         (b().fsync(Fsync::Every(Duration::ZERO)), "fsync"),
+        (b().compression(Compression::none().level(3)), "compression"),
+        (b().retention(Retention::files(0)), "retention"),
     ];
     for (builder, setting) in cases {
         expect_config_error(builder, setting);
@@ -96,7 +99,7 @@ fn invalid_settings_are_refused_before_touching_the_disk() {
         .time_format(TimeFormat::custom("%Y-%m-%d %H:%M:%S"))
         .time_zone(TimeZone::fixed(86_399))
         .rotation(Rotation::size(1).or(Rotation::every(Duration::from_secs(1))))
-        .retention(Retention::files(0).max_age(Duration::from_secs(1)))
+        .retention(Retention::files(1).max_age(Duration::from_secs(1)))
         .fsync(Fsync::Every(Duration::from_millis(1)))
         .build()
         .unwrap();
@@ -108,10 +111,13 @@ fn directory_that_cannot_be_created() {
     let file = tmp.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
 
+    // A component of the path is a file: the error names that file.
     let under = file.join("logs");
     let e = expect_config_error(FileSink::builder(&under, "app"), "directory");
-    assert_eq!(e.path(), Some(under.as_path()));
+    assert_eq!(e.path(), Some(file.as_path()));
     assert!(e.to_string().contains(&*under.to_string_lossy()), "{e}");
+    assert!(e.to_string().contains("is a file, not a directory"), "{e}");
+    assert!(e.io_error().is_some(), "{e:?}");
 
     let e = expect_config_error(FileSink::builder(&file, "app"), "directory");
     assert_eq!(e.path(), Some(file.as_path()));
@@ -342,7 +348,7 @@ fn child_process_entry_point() {
 #[test]
 fn second_sink_in_another_process_is_locked_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_layer, guard) = FileSink::builder(tmp.path(), "app").build().unwrap();
+    let (layer, guard) = FileSink::builder(tmp.path(), "app").build().unwrap();
     let out = spawn_child("lock", tmp.path(), None, None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -352,9 +358,11 @@ fn second_sink_in_another_process_is_locked_out() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("child: Locked"), "{stdout}");
-    // The lock dies with its holder: the child can build once the parent lets go.
+    // The lock dies with its holder: the child can build once the parent lets go (of the
+    // layer too: a guard dropped while its layer lives leaves the sink running).
     let out = common::without_forks(|| {
         drop(guard);
+        drop(layer);
         child("lock", tmp.path(), None, None)
     });
     assert_eq!(

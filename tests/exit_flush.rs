@@ -1,10 +1,15 @@
-//! Events logged before `std::process::exit` or a panic reach the file when the user opted
-//! into the exit or panic hook, even though the guard is never dropped.
+//! Events logged before `std::process::exit` reach the file by default, wherever the guard
+//! is (never dropped, in a `static`, or discarded at once with `let (layer, _) = ...`), and
+//! before a panic when the user opted into the panic hook.
 
 use std::process::Command;
+use std::sync::OnceLock;
 
-use tracing_filesink::FileSink;
+use tracing_filesink::{FileSink, FileSinkGuard};
 use tracing_subscriber::prelude::*;
+
+/// A global logger's guard, as applications keep it.
+static GUARD: OnceLock<FileSinkGuard> = OnceLock::new();
 
 const EVENTS: usize = 5_000;
 
@@ -34,13 +39,30 @@ fn child_entry() {
     let dir = std::env::var("FILESINK_EXIT_DIR").unwrap();
     let builder = FileSink::builder(&dir, "app");
     let builder = match mode.as_str() {
-        "exit-hook" => builder.flush_on_exit(true),
+        "no-hook" => builder.flush_on_exit(false),
         "panic-hook" => builder.flush_on_panic(true),
         _ => builder,
     };
+    if mode == "discarded-writer-guard" {
+        // `build_writer()` under fmt's own JSON layer, its guard dropped at once too.
+        let (writer, _) = builder.build_writer().unwrap();
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().json().with_writer(writer))
+            .init();
+        for i in 0..EVENTS {
+            tracing::info!(i, "before the end");
+        }
+        std::process::exit(0);
+    }
     let (layer, guard) = builder.build().unwrap();
-    // The guard is never dropped: only the hooks can flush.
-    std::mem::forget(guard);
+    match mode.as_str() {
+        // Kept in a `static`: never dropped.
+        "static-guard" => GUARD.set(guard).unwrap(),
+        // `let (layer, _) = ...`: dropped at once, while the layer lives on.
+        "discarded-guard" => drop(guard),
+        // Never dropped: only the hooks can flush.
+        _ => std::mem::forget(guard),
+    }
     tracing_subscriber::registry().with(layer).init();
     for i in 0..EVENTS {
         tracing::info!(i, "before the end");
@@ -51,16 +73,34 @@ fn child_entry() {
     }
 }
 
-#[test]
-fn process_exit_flushes_with_the_exit_hook() {
+/// Runs the child in `mode` and checks that every event reached the file, in order.
+fn child_keeps_every_event(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out = child("exit-hook", dir.path());
+    let out = child(mode, dir.path());
     assert!(out.status.success(), "{out:?}");
     let got = lines(dir.path());
-    assert_eq!(got.len(), EVENTS);
+    assert_eq!(got.len(), EVENTS, "{mode}");
     for (i, v) in got.iter().enumerate() {
         assert_eq!(v["fields"]["i"], i as u64);
     }
+}
+
+/// The default configuration flushes at `process::exit` (a guard that is never dropped).
+#[test]
+fn process_exit_flushes_by_default() {
+    child_keeps_every_event("default");
+}
+
+#[test]
+fn process_exit_with_the_guard_in_a_static_keeps_every_event() {
+    child_keeps_every_event("static-guard");
+}
+
+/// `let (layer, _) = build()?` drops the guard at once; the sink keeps running for the layer.
+#[test]
+fn a_discarded_guard_loses_nothing() {
+    child_keeps_every_event("discarded-guard");
+    child_keeps_every_event("discarded-writer-guard");
 }
 
 #[test]
@@ -72,7 +112,7 @@ fn panic_flushes_with_the_panic_hook() {
     assert_eq!(lines(dir.path()).len(), EVENTS);
 }
 
-/// Without a hook, `process::exit` loses what is still queued, and may even cut the batch
+/// With `flush_on_exit(false)`, `process::exit` loses what is still queued, and may even cut the batch
 /// being written (the kernel can stop a write of an exiting process between pages). The next
 /// start trims such a torn line and reports it; afterwards every line is whole.
 #[test]

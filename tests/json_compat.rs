@@ -2,6 +2,8 @@
 //! value: both layers sit on one registry and see the very same events (nested spans, fields
 //! of every type, `span.record()` updates, explicit parents), and every line is compared as a
 //! `serde_json::Value` (timestamps aside) and by the order of its keys at every level.
+//! Records from the `log` crate (through tracing-log's `LogTracer`) are compared too, in JSON
+//! and in the text format against fmt's default text layout.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tracing::field::Empty;
-use tracing_filesink::FileSink;
+use tracing_filesink::{FileSink, Format};
 use tracing_subscriber::prelude::*;
 
 /// A `MakeWriter` collecting fmt's output in memory.
@@ -127,6 +129,19 @@ fn log_events() {
     tracing::error!("no span at all");
 }
 
+/// Records from the `log` crate, as a dependency that logs with `log` sends them.
+fn log_records() {
+    static TRACER: std::sync::Once = std::sync::Once::new();
+    TRACER.call_once(|| tracing_log::LogTracer::init().unwrap());
+    log::info!("plain log record");
+    log::warn!(target: "dep_target", "with a target {}", 42);
+    log::error!(target: "dep::nested", "escapes \" \n \x1b");
+    log::trace!(target: "dep_target", "trace level");
+    let span = tracing::info_span!("around_log", a = 1);
+    span.in_scope(|| log::debug!(target: "dep_target", "inside a span"));
+    tracing::info!("a tracing event between log records");
+}
+
 /// Keys of every object in document order, as paths (`/fields/message`, `/spans/0/name`).
 /// serde_json's `Value` forgets key order and duplicates; this keeps both.
 fn key_paths(json: &str) -> Vec<String> {
@@ -216,13 +231,27 @@ fn key_paths(json: &str) -> Vec<String> {
 /// Runs `log_events` through the sink's layer and fmt's JSON layer at once; returns
 /// (sink lines, fmt lines).
 fn both_outputs(events: fn()) -> (Vec<String>, Vec<String>) {
+    both_outputs_in(Format::Json, events)
+}
+
+/// As [`both_outputs`], in `format`: JSON against `fmt::layer().json()`, text against
+/// `fmt::layer()` without colours.
+fn both_outputs_in(format: Format, events: fn()) -> (Vec<String>, Vec<String>) {
     let tmp = tempfile::tempdir().unwrap();
-    let (layer, guard) = FileSink::builder(tmp.path(), "app").build().unwrap();
+    let (layer, guard) = FileSink::builder(tmp.path(), "app")
+        .format(format)
+        .build()
+        .unwrap();
     let capture = Capture::default();
     let c = capture.clone();
     let fmt = tracing_subscriber::fmt::layer()
-        .json()
+        .with_ansi(false)
         .with_writer(move || c.clone());
+    let fmt = if format == Format::Json {
+        fmt.json().boxed()
+    } else {
+        fmt.boxed()
+    };
     let subscriber = tracing_subscriber::registry().with(layer).with(fmt);
     tracing::subscriber::with_default(subscriber, events);
     guard.flush().unwrap();
@@ -244,9 +273,65 @@ fn without_timestamp(mut v: Value) -> Value {
 #[test]
 fn every_line_matches_fmt_json_value_by_value() {
     let (ours, theirs) = both_outputs(log_events);
-    assert_eq!(ours.len(), theirs.len(), "line counts differ");
     assert_eq!(ours.len(), 17, "the events were not all logged");
-    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+    same_values(&ours, &theirs);
+}
+
+#[test]
+fn every_line_has_fmt_json_key_order() {
+    let (ours, theirs) = both_outputs(log_events);
+    same_key_order(&ours, &theirs);
+}
+
+/// `log` records get the log record's target (not `log`), and keep fmt's `log.target`,
+/// `log.module_path`, `log.file` and `log.line` fields, key for key and value for value.
+#[test]
+fn log_records_match_fmt_json() {
+    let (ours, theirs) = both_outputs(log_records);
+    assert_eq!(ours.len(), 6, "the records were not all logged");
+    same_values(&ours, &theirs);
+    same_key_order(&ours, &theirs);
+    let v = common::json(&ours[1]);
+    assert_eq!(v["target"], "dep_target", "{v}");
+    assert_eq!(v["fields"]["log.target"], "dep_target", "{v}");
+    assert_eq!(v["fields"]["log.module_path"], "json_compat", "{v}");
+    assert!(v["fields"]["log.file"]
+        .as_str()
+        .is_some_and(|f| f.ends_with("json_compat.rs")));
+    assert!(v["fields"]["log.line"].as_u64().is_some(), "{v}");
+    assert_eq!(common::json(&ours[0])["target"], "json_compat");
+    assert_eq!(common::json(&ours[4])["span"]["name"], "around_log");
+}
+
+/// In the text format too: the log record's target, no `log.*` fields, as fmt's text layout.
+#[test]
+fn log_records_match_fmt_text() {
+    let (ours, theirs) = both_outputs_in(Format::Text, log_records);
+    assert_eq!(ours.len(), 6, "the records were not all logged");
+    // fmt's text layout writes the raw LF and ESC of the third record (two lines); this
+    // crate escapes them. Everything else is the same, timestamps aside.
+    let mut theirs = theirs;
+    let second_half = theirs.remove(3);
+    theirs[2] = format!("{}\n{second_half}", theirs[2]);
+    assert_eq!(ours.len(), theirs.len());
+    let untimed = |l: &str| l.split_once(' ').unwrap().1.to_string();
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(
+            untimed(o),
+            untimed(t).replace('\n', "\\n").replace('\x1b', "\\x1b")
+        );
+    }
+    assert_eq!(untimed(&ours[2]), "ERROR dep::nested: escapes \" \\n \\x1b");
+    assert_eq!(untimed(&ours[1]), " WARN dep_target: with a target 42");
+    assert_eq!(
+        untimed(&ours[4]),
+        "DEBUG around_log{a=1}: dep_target: inside a span"
+    );
+}
+
+fn same_values(ours: &[String], theirs: &[String]) {
+    assert_eq!(ours.len(), theirs.len(), "line counts differ");
+    for (i, (o, t)) in ours.iter().zip(theirs).enumerate() {
         assert_eq!(
             without_timestamp(common::json(o)),
             without_timestamp(common::json(t)),
@@ -255,11 +340,9 @@ fn every_line_matches_fmt_json_value_by_value() {
     }
 }
 
-#[test]
-fn every_line_has_fmt_json_key_order() {
-    let (ours, theirs) = both_outputs(log_events);
+fn same_key_order(ours: &[String], theirs: &[String]) {
     assert_eq!(ours.len(), theirs.len(), "line counts differ");
-    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+    for (i, (o, t)) in ours.iter().zip(theirs).enumerate() {
         let (ko, kt) = (key_paths(o), key_paths(t));
         assert_eq!(
             ko, kt,

@@ -485,7 +485,7 @@ fn restart_in_a_later_period_rotates_the_old_file_at_startup() {
         };
         let (guard, d) = run();
         tracing::dispatcher::with_default(&d, || tracing::info!("yesterday"));
-        drop(guard);
+        drop((guard, d));
         // Two days later: the old file belongs to a finished period.
         clock.set(common::at("2026-11-28T12:00:00Z"));
         let (guard, d) = run();
@@ -542,7 +542,7 @@ fn rotate_on_startup() {
     guard.flush().unwrap();
     assert!(common::segments(dir, "app").is_empty());
     tracing::dispatcher::with_default(&d, || tracing::info!("run 1"));
-    drop(guard);
+    drop((guard, d));
     clock.set(common::at("2026-11-26T03:20:00Z"));
     let (guard, d) = run(true);
     guard.flush().unwrap();
@@ -553,19 +553,18 @@ fn rotate_on_startup() {
         "the segment must be named after its start (its first record), not the restart"
     );
     assert!(common::read_active(dir, "app").is_empty());
-    drop(guard);
+    drop((guard, d));
     // An empty active file is not turned into an empty segment.
     drop(run(true));
     assert_eq!(common::segments(dir, "app").len(), 1);
-    drop(d);
     let (guard, d) = run(true);
     tracing::dispatcher::with_default(&d, || tracing::info!("run 4"));
-    drop(guard);
+    drop((guard, d));
     assert_eq!(messages(dir), [vec!["run 1"], vec!["run 4"]]);
     // Without the option, the next run appends.
     let (guard, d) = run(false);
     tracing::dispatcher::with_default(&d, || tracing::info!("run 5"));
-    drop(guard);
+    drop((guard, d));
     assert_eq!(messages(dir), [vec!["run 1"], vec!["run 4", "run 5"]]);
 }
 

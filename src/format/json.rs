@@ -10,11 +10,12 @@ use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::escape::{json_escape_into, JsonEscaper};
-use super::{level_str, Formatter, SpanFields};
+use super::{level_str, Formatter};
 
 pub(crate) fn format_event<S>(
     f: &Formatter,
@@ -25,7 +26,10 @@ pub(crate) fn format_event<S>(
 ) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let meta = event.metadata();
+    // As fmt does: a record from the `log` crate (through tracing-log's `LogTracer`) is
+    // printed with its own target, not `log`.
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
     out.extend_from_slice(b"{\"timestamp\":\"");
     f.timestamper.write(out, now, json_escape_into);
     out.extend_from_slice(b"\",\"level\":\"");
@@ -41,7 +45,7 @@ pub(crate) fn format_event<S>(
     let has_explicit = explicit.is_some();
     if let Some(leaf) = explicit.or_else(|| ctx.lookup_current()) {
         out.extend_from_slice(b",\"span\":");
-        write_span(out, &leaf);
+        write_span(f, out, &leaf);
         out.extend_from_slice(b",\"spans\":[");
         let current = if has_explicit {
             ctx.lookup_current()
@@ -55,7 +59,7 @@ pub(crate) fn format_event<S>(
                     out.push(b',');
                 }
                 first = false;
-                write_span(out, &span);
+                write_span(f, out, &span);
             }
         }
         out.push(b']');
@@ -64,11 +68,12 @@ pub(crate) fn format_event<S>(
 }
 
 fn write_span<'a, R: tracing_subscriber::registry::LookupSpan<'a>>(
+    f: &Formatter,
     out: &mut Vec<u8>,
     span: &tracing_subscriber::registry::SpanRef<'a, R>,
 ) {
     out.push(b'{');
-    if let Some(fields) = span.extensions().get::<SpanFields>() {
+    if let Some(fields) = f.span_fields(&span.extensions()) {
         out.extend_from_slice(fields.rendered.as_bytes());
     }
     out.extend_from_slice(b"\"name\":\"");

@@ -8,11 +8,12 @@ pub(crate) mod json;
 pub(crate) mod text;
 pub(crate) mod timestamp;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{Extensions, ExtensionsMut, LookupSpan};
 
 pub use timestamp::{TimeFormat, TimeZone};
 
@@ -35,9 +36,28 @@ pub(crate) struct Formatter {
     pub(crate) format: Format,
     pub(crate) timestamper: timestamp::Timestamper,
     pub(crate) clock: crate::clock::Clock,
+    /// Which sink's fields to read from a span's [`SinkSpans`].
+    pub(crate) sink: SinkId,
 }
 
-/// Rendered fields of one span, stored in the span's extensions.
+/// Tells apart the sinks of one process (in a span's extensions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SinkId(u64);
+
+impl SinkId {
+    pub(crate) fn next() -> SinkId {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        SinkId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Every sink's rendered fields of one span. A span's extensions hold one value per type, and
+/// one subscriber may carry several sinks, each with its own format and per-layer filter (so
+/// each renders only the spans its filter lets through): each sink keeps its own entry.
+#[derive(Debug, Default)]
+pub(crate) struct SinkSpans(Vec<(SinkId, SpanFields)>);
+
+/// Rendered fields of one span for one sink.
 #[derive(Debug, Default)]
 pub(crate) struct SpanFields {
     /// JSON: (name, rendered value) sorted by name, last write wins, as tracing-subscriber's
@@ -50,6 +70,41 @@ pub(crate) struct SpanFields {
 impl Formatter {
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.now()
+    }
+
+    /// This sink's rendered fields of a span.
+    pub(crate) fn span_fields<'a>(&self, ext: &'a Extensions<'_>) -> Option<&'a SpanFields> {
+        let spans = ext.get::<SinkSpans>()?;
+        spans
+            .0
+            .iter()
+            .find(|(id, _)| *id == self.sink)
+            .map(|(_, f)| f)
+    }
+
+    /// Stores this sink's rendered fields of a new span.
+    pub(crate) fn store_span(&self, ext: &mut ExtensionsMut<'_>, fields: SpanFields) {
+        match ext.get_mut::<SinkSpans>() {
+            Some(spans) => match spans.0.iter_mut().find(|(id, _)| *id == self.sink) {
+                Some(slot) => slot.1 = fields,
+                None => spans.0.push((self.sink, fields)),
+            },
+            None => ext.insert(SinkSpans(vec![(self.sink, fields)])),
+        }
+    }
+
+    /// Adds `values` recorded later (`span.record(..)`) to this sink's fields of a span.
+    pub(crate) fn record_in(
+        &self,
+        ext: &mut ExtensionsMut<'_>,
+        values: &tracing::span::Record<'_>,
+    ) {
+        let Some(spans) = ext.get_mut::<SinkSpans>() else {
+            return;
+        };
+        if let Some((_, fields)) = spans.0.iter_mut().find(|(id, _)| *id == self.sink) {
+            self.record_span(fields, values);
+        }
     }
 
     pub(crate) fn new_span_fields(&self, attrs: &tracing::span::Attributes<'_>) -> SpanFields {

@@ -9,11 +9,12 @@ use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::escape::{text_escape_into, TextEscaper};
-use super::{level_str, Formatter, SpanFields};
+use super::{level_str, Formatter};
 
 fn write_prefix(f: &Formatter, out: &mut Vec<u8>, now: SystemTime, level: &Level) {
     f.timestamper.write(out, now, text_escape_into);
@@ -35,14 +36,17 @@ pub(crate) fn format_event<S>(
 ) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let meta = event.metadata();
+    // As fmt does: a record from the `log` crate (through tracing-log's `LogTracer`) is
+    // printed with its own target, not `log`.
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
     write_prefix(f, out, now, meta.level());
     if let Some(scope) = ctx.event_scope(event) {
         let mut seen = false;
         for span in scope.from_root() {
             text_escape_into(out, span.metadata().name());
             seen = true;
-            if let Some(fields) = span.extensions().get::<SpanFields>() {
+            if let Some(fields) = f.span_fields(&span.extensions()) {
                 if !fields.rendered.is_empty() {
                     out.push(b'{');
                     out.extend_from_slice(fields.rendered.as_bytes());

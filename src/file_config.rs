@@ -1,0 +1,331 @@
+//! Settings from a configuration file or the environment (the `serde` feature).
+//!
+//! [`FileSinkConfig`] reads every builder setting from any serde format (TOML, YAML, JSON)
+//! in the one-line forms of `parse.rs`, and [`FileSinkConfig::set`] applies the same forms
+//! from strings (environment variables, command-line flags). Every error names the key and
+//! quotes the value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+use crate::builder::{Builder, FileSink};
+use crate::compress::Compression;
+use crate::error::Error;
+use crate::format::{Format, TimeFormat, TimeZone};
+use crate::parse::{bad, duration, size};
+use crate::queue::Overflow;
+use crate::retain::Retention;
+use crate::rotate::Rotation;
+use crate::writer::Fsync;
+
+/// Every [`Builder`] setting, as read from a configuration file; a setting left out keeps
+/// the builder's default. Keys are the builder's method names; values take the one-line
+/// forms of the settings' `FromStr` implementations:
+///
+/// ```toml
+/// dir = "/var/log/app"
+/// stem = "app"
+/// format = "json"                  # or "text"
+/// rotation = "64 MiB or daily"     # "never", "hourly", "every 6 hours", ...
+/// compression = "gzip"             # "none", "gzip 9"
+/// retention = "30 files, 7 days"   # "10 GiB", "5 GiB free", "keep all"
+/// time_zone = "local"              # "utc", "+05:30"
+/// time_format = "rfc3339 millis"   # or a strftime pattern
+/// overflow = "block"               # "drop", "block for 100 ms"
+/// fsync = "on error"               # "never", "always", "every 1 s"
+/// queue_capacity = 65536
+/// queue_bytes = "64 MiB"
+/// file_mode = 0o640                # or "0640"
+/// dir_mode = 0o750
+/// shutdown_timeout = "5 s"
+/// compress_after = 1
+/// rotate_on_startup = false
+/// flush_on_panic = false
+/// flush_on_exit = true
+/// ```
+///
+/// ```
+/// use tracing_filesink::FileSinkConfig;
+/// # let tmp = tempfile::tempdir()?;
+/// # let dir = tmp.path().display().to_string();
+/// let mut config: FileSinkConfig = serde_json::from_str(&format!(
+///     r#"{{"dir": {dir:?}, "stem": "app", "rotation": "64 MiB or daily", "retention": "30 files"}}"#
+/// ))?;
+/// config.set("compression", "gzip")?; // e.g. from an environment variable
+/// let (layer, guard) = config.builder().build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct FileSinkConfig {
+    /// The log directory (required).
+    pub dir: PathBuf,
+    /// The file stem (required): the active file is `<dir>/<stem>.log`.
+    pub stem: String,
+    /// [`Builder::format`].
+    pub format: Option<Format>,
+    /// [`Builder::rotation`].
+    pub rotation: Option<Rotation>,
+    /// [`Builder::compression`].
+    pub compression: Option<Compression>,
+    /// [`Builder::retention`].
+    pub retention: Option<Retention>,
+    /// [`Builder::time_zone`].
+    pub time_zone: Option<TimeZone>,
+    /// [`Builder::time_format`].
+    pub time_format: Option<TimeFormat>,
+    /// [`Builder::overflow`].
+    pub overflow: Option<Overflow>,
+    /// [`Builder::fsync`].
+    pub fsync: Option<Fsync>,
+    /// [`Builder::queue_capacity`].
+    pub queue_capacity: Option<usize>,
+    /// [`Builder::queue_bytes`].
+    pub queue_bytes: Option<usize>,
+    /// [`Builder::file_mode`].
+    pub file_mode: Option<u32>,
+    /// [`Builder::dir_mode`].
+    pub dir_mode: Option<u32>,
+    /// [`Builder::shutdown_timeout`].
+    pub shutdown_timeout: Option<Duration>,
+    /// [`Builder::compress_after`].
+    pub compress_after: Option<usize>,
+    /// [`Builder::rotate_on_startup`].
+    pub rotate_on_startup: Option<bool>,
+    /// [`Builder::flush_on_panic`].
+    pub flush_on_panic: Option<bool>,
+    /// [`Builder::flush_on_exit`].
+    pub flush_on_exit: Option<bool>,
+}
+
+/// A scalar as the configuration file wrote it.
+enum Raw {
+    Bool(bool),
+    Int(i128),
+    Str(String),
+}
+
+impl fmt::Display for Raw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Raw::Bool(b) => write!(f, "{b}"),
+            Raw::Int(i) => write!(f, "{i}"),
+            Raw::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl FileSinkConfig {
+    /// A builder with these settings (see [`FileSink::builder`]); `build()` validates them.
+    pub fn builder(&self) -> Builder {
+        let mut b = FileSink::builder(&self.dir, self.stem.clone());
+        macro_rules! apply {
+            ($($field:ident),*) => {$(
+                if let Some(v) = self.$field.clone() {
+                    b = b.$field(v);
+                }
+            )*};
+        }
+        apply!(
+            format,
+            rotation,
+            compression,
+            retention,
+            time_zone,
+            time_format,
+            overflow,
+            fsync,
+            queue_capacity,
+            queue_bytes,
+            file_mode,
+            dir_mode,
+            shutdown_timeout,
+            compress_after,
+            rotate_on_startup,
+            flush_on_panic,
+            flush_on_exit
+        );
+        b
+    }
+
+    /// Sets `key` (a field name, as in the configuration file) from its one-line form, as an
+    /// environment variable or a command-line flag gives it: `set("rotation", "daily")`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the key and
+    /// quoting the value, for an unknown key or a value that does not read.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        self.apply(key, Raw::Str(value.to_string()))
+    }
+
+    fn apply(&mut self, key: &str, raw: Raw) -> Result<(), Error> {
+        macro_rules! parsed {
+            ($field:ident) => {
+                self.$field = Some(text(stringify!($field), &raw)?.parse()?)
+            };
+        }
+        match key {
+            "dir" => self.dir = PathBuf::from(text("dir", &raw)?),
+            "stem" => self.stem = text("stem", &raw)?.to_string(),
+            "format" => parsed!(format),
+            "rotation" => parsed!(rotation),
+            "compression" => parsed!(compression),
+            "retention" => parsed!(retention),
+            "time_zone" => parsed!(time_zone),
+            "time_format" => parsed!(time_format),
+            "overflow" => parsed!(overflow),
+            "fsync" => parsed!(fsync),
+            "queue_capacity" => self.queue_capacity = Some(count("queue_capacity", &raw)?),
+            "queue_bytes" => self.queue_bytes = Some(bytes("queue_bytes", &raw)?),
+            "file_mode" => self.file_mode = Some(mode("file_mode", &raw)?),
+            "dir_mode" => self.dir_mode = Some(mode("dir_mode", &raw)?),
+            "shutdown_timeout" => {
+                self.shutdown_timeout = Some(time("shutdown_timeout", &raw)?);
+            }
+            "compress_after" => self.compress_after = Some(count("compress_after", &raw)?),
+            "rotate_on_startup" => self.rotate_on_startup = Some(flag("rotate_on_startup", &raw)?),
+            "flush_on_panic" => self.flush_on_panic = Some(flag("flush_on_panic", &raw)?),
+            "flush_on_exit" => self.flush_on_exit = Some(flag("flush_on_exit", &raw)?),
+            _ => return Err(Error::unknown_setting(key)),
+        }
+        Ok(())
+    }
+}
+
+fn text<'a>(key: &'static str, raw: &'a Raw) -> Result<&'a str, Error> {
+    match raw {
+        Raw::Str(s) => Ok(s),
+        other => Err(Error::config(
+            key,
+            format!("expected a string, found {other}"),
+        )),
+    }
+}
+
+fn count(key: &'static str, raw: &Raw) -> Result<usize, Error> {
+    let n = match raw {
+        Raw::Int(i) => usize::try_from(*i).ok(),
+        Raw::Str(s) => s.trim().parse().ok(),
+        Raw::Bool(_) => None,
+    };
+    n.ok_or_else(|| bad(key, &raw.to_string(), "a whole number"))
+}
+
+fn bytes(key: &'static str, raw: &Raw) -> Result<usize, Error> {
+    let n = match raw {
+        Raw::Int(i) => usize::try_from(*i).ok(),
+        Raw::Str(s) => size(s).and_then(|n| usize::try_from(n).ok()),
+        Raw::Bool(_) => None,
+    };
+    n.ok_or_else(|| bad(key, &raw.to_string(), "a size like \"64 MiB\""))
+}
+
+fn mode(key: &'static str, raw: &Raw) -> Result<u32, Error> {
+    let n = match raw {
+        Raw::Int(i) => u32::try_from(*i).ok(),
+        // Strings are octal, as chmod reads them: "0640", "0o640", "640".
+        Raw::Str(s) => {
+            let s = s.trim();
+            let digits = s.strip_prefix("0o").unwrap_or(s);
+            u32::from_str_radix(digits, 8).ok()
+        }
+        Raw::Bool(_) => None,
+    };
+    n.ok_or_else(|| {
+        bad(
+            key,
+            &raw.to_string(),
+            "octal permission bits like 0o640 or \"0640\"",
+        )
+    })
+}
+
+fn time(key: &'static str, raw: &Raw) -> Result<Duration, Error> {
+    let d = match raw {
+        Raw::Str(s) => duration(s),
+        _ => None,
+    };
+    d.ok_or_else(|| bad(key, &raw.to_string(), "a duration like \"5 s\""))
+}
+
+fn flag(key: &'static str, raw: &Raw) -> Result<bool, Error> {
+    let b = match raw {
+        Raw::Bool(b) => Some(*b),
+        Raw::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Some(true),
+            "false" | "no" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        Raw::Int(_) => None,
+    };
+    b.ok_or_else(|| bad(key, &raw.to_string(), "true or false"))
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Raw, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, a whole number or a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
+                Ok(Raw::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
+                Ok(Raw::Int(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
+                Ok(Raw::Int(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+                Ok(Raw::Str(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for FileSinkConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileSinkConfig, D::Error> {
+        let map = BTreeMap::<String, Raw>::deserialize(d)?;
+        let mut config = FileSinkConfig::default();
+        for key in ["dir", "stem"] {
+            if !map.contains_key(key) {
+                return Err(de::Error::missing_field(key));
+            }
+        }
+        for (key, raw) in map {
+            config.apply(&key, raw).map_err(de::Error::custom)?;
+        }
+        Ok(config)
+    }
+}
+
+/// `Deserialize` through the one-line `FromStr` form, for settings embedded in an
+/// application's own configuration struct.
+macro_rules! deserialize_from_str {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(de::Error::custom)
+            }
+        }
+    )*};
+}
+
+deserialize_from_str!(
+    Rotation,
+    Retention,
+    Compression,
+    Format,
+    TimeZone,
+    TimeFormat,
+    Overflow,
+    Fsync
+);

@@ -1,0 +1,392 @@
+//! One-line forms of the settings, for configuration files and environment variables:
+//! `"64 MiB or daily"`, `"30 files, 7 days"`, `"gzip 9"`, `"+05:30"`, `"block for 100 ms"`.
+//!
+//! Every `FromStr` here fails with an [`Error`] of kind `InvalidConfig` that names the
+//! setting and quotes the value it could not read.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use tracing::Level;
+
+use crate::compress::Compression;
+use crate::error::Error;
+use crate::format::{Format, TimeFormat, TimeZone};
+use crate::queue::Overflow;
+use crate::retain::Retention;
+use crate::rotate::Rotation;
+use crate::writer::Fsync;
+
+pub(crate) fn bad(setting: &'static str, value: &str, expected: &str) -> Error {
+    Error::config(
+        setting,
+        format!("cannot read {value:?}; expected {expected}"),
+    )
+}
+
+/// Splits `"64 MiB"`, `"64MiB"`, `"7 days"` into the number and the (lowercased) unit.
+fn number_unit(s: &str) -> Option<(u64, String)> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n = s[..digits].parse().ok()?;
+    Some((n, s[digits..].trim().to_ascii_lowercase()))
+}
+
+/// `"64 MiB"` (binary units KiB to TiB), `"64 MB"` (decimal units kB to TB), `"100 B"`,
+/// or a plain number of bytes.
+pub(crate) fn size(s: &str) -> Option<u64> {
+    let (n, unit) = number_unit(s)?;
+    let mul: u64 = match unit.as_str() {
+        "" | "b" | "byte" | "bytes" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+/// `"500 ms"`, `"90 s"`, `"30 min"`, `"6 hours"`, `"7 days"`, `"2 weeks"` (singular and
+/// plural, short and long unit names).
+pub(crate) fn duration(s: &str) -> Option<Duration> {
+    let (n, unit) = number_unit(s)?;
+    let secs: u64 = match unit.as_str() {
+        "ms" | "millisecond" | "milliseconds" => return Some(Duration::from_millis(n)),
+        "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3_600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(secs).map(Duration::from_secs)
+}
+
+/// Words of `s`, lowercased, split on whitespace.
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_ascii_lowercase).collect()
+}
+
+const ROTATION: &str = "\"never\", \"minutely\", \"hourly\", \"daily\", \"weekly\", \
+                        \"every 6 hours\" or a size like \"64 MiB\", combined with \"or\"";
+
+impl FromStr for Rotation {
+    type Err = Error;
+
+    /// `"64 MiB"`, `"daily"`, `"64 MiB or daily"`, `"every 6 hours"`, `"never"`.
+    fn from_str(s: &str) -> Result<Rotation, Error> {
+        let lower = s.to_ascii_lowercase();
+        let mut rotation = Rotation::never();
+        for term in lower.split(" or ") {
+            let term = term.trim();
+            let one = match term {
+                "never" => Rotation::never(),
+                "minutely" => Rotation::minutely(),
+                "hourly" => Rotation::hourly(),
+                "daily" => Rotation::daily(),
+                "weekly" => Rotation::weekly(),
+                _ => match term.strip_prefix("every ") {
+                    Some(d) => {
+                        Rotation::every(duration(d).ok_or_else(|| bad("rotation", s, ROTATION))?)
+                    }
+                    None => Rotation::size(size(term).ok_or_else(|| bad("rotation", s, ROTATION))?),
+                },
+            };
+            rotation = rotation.or(one);
+        }
+        Ok(rotation)
+    }
+}
+
+const RETENTION: &str = "\"keep all\" or limits like \"30 files\", \"7 days\", \"10 GiB\", \
+                         \"5 GiB free\", separated by \",\" or \"and\"";
+
+impl FromStr for Retention {
+    type Err = Error;
+
+    /// `"30 files"`, `"7 days"`, `"10 GiB"` (total size), `"5 GiB free"` (free space),
+    /// combined with `,` or `and`: `"30 files, 7 days"`; `"keep all"`.
+    fn from_str(s: &str) -> Result<Retention, Error> {
+        let lower = s.to_ascii_lowercase();
+        if matches!(lower.trim(), "keep all" | "all") {
+            return Ok(Retention::keep_all());
+        }
+        let mut r = Retention::keep_all();
+        for term in lower.split(',').flat_map(|t| t.split(" and ")) {
+            let term = term.trim();
+            let err = || bad("retention", s, RETENTION);
+            if let Some(n) = term
+                .strip_suffix("files")
+                .or_else(|| term.strip_suffix("file"))
+            {
+                let n = n.trim().parse().map_err(|_| err())?;
+                r.files = Some(n);
+            } else if let Some(free) = term.strip_suffix("free") {
+                r = r.min_free_bytes(size(free).ok_or_else(err)?);
+            } else if let Some(d) = duration(term) {
+                r = r.max_age(d);
+            } else {
+                r = r.max_bytes(size(term).ok_or_else(err)?);
+            }
+        }
+        Ok(r)
+    }
+}
+
+impl FromStr for Compression {
+    type Err = Error;
+
+    /// `"none"`, `"gzip"`, `"gzip 9"` (also `"gzip:9"`, `"gzip level 9"`).
+    fn from_str(s: &str) -> Result<Compression, Error> {
+        let w = words(&s.replace(':', " "));
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        let err = || bad("compression", s, "\"none\", \"gzip\" or \"gzip 9\"");
+        match w.as_slice() {
+            ["none"] => Ok(Compression::none()),
+            ["gzip"] => Ok(Compression::gzip()),
+            ["gzip", n] | ["gzip", "level", n] => {
+                Ok(Compression::gzip().level(n.parse().map_err(|_| err())?))
+            }
+            _ => Err(err()),
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    /// `"json"` or `"text"`.
+    fn from_str(s: &str) -> Result<Format, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Format::Json),
+            "text" => Ok(Format::Text),
+            _ => Err(bad("format", s, "\"json\" or \"text\"")),
+        }
+    }
+}
+
+impl FromStr for TimeZone {
+    type Err = Error;
+
+    /// `"utc"`, `"local"`, or a fixed offset: `"+05:30"`, `"-0800"`, `"UTC+01:00"`.
+    fn from_str(s: &str) -> Result<TimeZone, Error> {
+        let err = || {
+            bad(
+                "time_zone",
+                s,
+                "\"utc\", \"local\" or an offset like \"+05:30\"",
+            )
+        };
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "utc" | "z" => return Ok(TimeZone::Utc),
+            "local" => return Ok(TimeZone::Local),
+            _ => {}
+        }
+        let offset = lower.strip_prefix("utc").unwrap_or(&lower);
+        let (sign, hm) = match offset.split_at_checked(1) {
+            Some(("+", hm)) => (1, hm),
+            Some(("-", hm)) => (-1, hm),
+            _ => return Err(err()),
+        };
+        let (h, m) = match hm.split_once(':') {
+            Some(hm) => hm,
+            None if hm.len() == 4 => hm.split_at(2),
+            None => (hm, "0"),
+        };
+        let h: i32 = h.parse().map_err(|_| err())?;
+        let m: i32 = m.parse().map_err(|_| err())?;
+        if !(0..60).contains(&m) || !(0..24).contains(&h) {
+            return Err(err());
+        }
+        Ok(TimeZone::fixed(sign * (h * 3600 + m * 60)))
+    }
+}
+
+impl FromStr for TimeFormat {
+    type Err = Error;
+
+    /// `"rfc3339"` (microseconds, the default), `"rfc3339 millis"`, `"rfc3339 nanos"`, or a
+    /// strftime pattern (checked by `build()`).
+    fn from_str(s: &str) -> Result<TimeFormat, Error> {
+        let w = words(&s.replace('_', " "));
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        Ok(match w.as_slice() {
+            ["rfc3339"] | ["rfc3339", "micros"] => TimeFormat::rfc3339_micros(),
+            ["rfc3339", "millis"] => TimeFormat::rfc3339_millis(),
+            ["rfc3339", "nanos"] => TimeFormat::rfc3339_nanos(),
+            _ => TimeFormat::custom(s),
+        })
+    }
+}
+
+impl FromStr for Overflow {
+    type Err = Error;
+
+    /// `"block"`, `"drop"`, `"block for 100 ms"`.
+    fn from_str(s: &str) -> Result<Overflow, Error> {
+        let lower = s.trim().to_ascii_lowercase();
+        let err = || bad("overflow", s, "\"block\", \"drop\" or \"block for 100 ms\"");
+        match lower.as_str() {
+            "block" => Ok(Overflow::Block),
+            "drop" => Ok(Overflow::Drop),
+            _ => match lower.strip_prefix("block for ") {
+                Some(d) => Ok(Overflow::BlockFor(duration(d).ok_or_else(err)?)),
+                None => Err(err()),
+            },
+        }
+    }
+}
+
+impl FromStr for Fsync {
+    type Err = Error;
+
+    /// `"never"`, `"always"`, `"every 1 s"`, `"on error"` (batches holding a record at that
+    /// level or more severe).
+    fn from_str(s: &str) -> Result<Fsync, Error> {
+        let lower = s.trim().to_ascii_lowercase();
+        let err = || {
+            bad(
+                "fsync",
+                s,
+                "\"never\", \"always\", \"every 1 s\" or \"on error\"",
+            )
+        };
+        match lower.as_str() {
+            "never" => Ok(Fsync::Never),
+            "always" => Ok(Fsync::Always),
+            _ => {
+                if let Some(d) = lower.strip_prefix("every ") {
+                    Ok(Fsync::Every(duration(d).ok_or_else(err)?))
+                } else if let Some(l) = lower.strip_prefix("on ") {
+                    let l = if l.trim() == "warning" { "warn" } else { l };
+                    Ok(Fsync::OnLevel(
+                        Level::from_str(l.trim()).map_err(|_| err())?,
+                    ))
+                } else {
+                    Err(err())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(size("64 MiB"), Some(64 << 20));
+        assert_eq!(size("64MiB"), Some(64 << 20));
+        assert_eq!(size("64 mb"), Some(64_000_000));
+        assert_eq!(size("4096"), Some(4096));
+        assert_eq!(size("1 KB"), Some(1000));
+        assert_eq!(size("64 MiBs"), None);
+        assert_eq!(size("MiB"), None);
+        assert_eq!(size("1.5 GiB"), None);
+        assert_eq!(size("99999999999 TiB"), None, "overflow is refused");
+        assert_eq!(duration("7 days"), Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(duration("1 day"), Some(Duration::from_secs(86_400)));
+        assert_eq!(duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(duration("6 hours"), Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(duration("7 fortnights"), None);
+    }
+
+    #[test]
+    fn rotation() {
+        assert_eq!(
+            "64 MiB".parse::<Rotation>().unwrap(),
+            Rotation::size(64 << 20)
+        );
+        assert_eq!("daily".parse::<Rotation>().unwrap(), Rotation::daily());
+        assert_eq!(
+            "64 MiB or daily".parse::<Rotation>().unwrap(),
+            Rotation::size(64 << 20).or(Rotation::daily())
+        );
+        assert_eq!(
+            "Hourly or every 6 hours".parse::<Rotation>().unwrap(),
+            Rotation::hourly().or(Rotation::every(Duration::from_secs(6 * 3600)))
+        );
+        assert_eq!("never".parse::<Rotation>().unwrap(), Rotation::never());
+        let e = "64 MB or fortnightly".parse::<Rotation>().unwrap_err();
+        assert_eq!(e.setting(), Some("rotation"));
+        assert!(e.to_string().contains("\"64 MB or fortnightly\""), "{e}");
+    }
+
+    #[test]
+    fn retention() {
+        assert_eq!(
+            "30 files".parse::<Retention>().unwrap(),
+            Retention::files(30)
+        );
+        assert_eq!(
+            "7 days".parse::<Retention>().unwrap(),
+            Retention::keep_all().max_age(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            "30 files, 10 GiB and 5 GiB free"
+                .parse::<Retention>()
+                .unwrap(),
+            Retention::files(30)
+                .max_bytes(10 << 30)
+                .min_free_bytes(5 << 30)
+        );
+        assert_eq!(
+            "keep all".parse::<Retention>().unwrap(),
+            Retention::keep_all()
+        );
+        for bad in ["thirty files", "7 eons", "", "files"] {
+            let e = bad.parse::<Retention>().unwrap_err();
+            assert_eq!(e.setting(), Some("retention"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn small_settings() {
+        assert_eq!("gzip".parse::<Compression>().unwrap(), Compression::gzip());
+        assert_eq!(
+            "gzip 9".parse::<Compression>().unwrap(),
+            Compression::gzip().level(9)
+        );
+        assert_eq!(
+            "gzip:1".parse::<Compression>().unwrap(),
+            Compression::gzip().level(1)
+        );
+        assert_eq!("none".parse::<Compression>().unwrap(), Compression::none());
+        assert!("zstd".parse::<Compression>().is_err());
+        assert_eq!("TEXT".parse::<Format>().unwrap(), Format::Text);
+        assert!("yaml".parse::<Format>().is_err());
+        assert_eq!("utc".parse::<TimeZone>().unwrap(), TimeZone::Utc);
+        assert_eq!("local".parse::<TimeZone>().unwrap(), TimeZone::Local);
+        assert_eq!(
+            "+05:30".parse::<TimeZone>().unwrap(),
+            TimeZone::fixed(5 * 3600 + 1800)
+        );
+        assert_eq!(
+            "UTC-0800".parse::<TimeZone>().unwrap(),
+            TimeZone::fixed(-8 * 3600)
+        );
+        assert!("+25:00".parse::<TimeZone>().is_err());
+        assert!("Europe/Paris".parse::<TimeZone>().is_err());
+        assert_eq!(
+            "block for 100 ms".parse::<Overflow>().unwrap(),
+            Overflow::BlockFor(Duration::from_millis(100))
+        );
+        assert_eq!("drop".parse::<Overflow>().unwrap(), Overflow::Drop);
+        assert_eq!(
+            "on error".parse::<Fsync>().unwrap(),
+            Fsync::OnLevel(Level::ERROR)
+        );
+        assert_eq!(
+            "every 1 s".parse::<Fsync>().unwrap(),
+            Fsync::Every(Duration::from_secs(1))
+        );
+        assert!("sometimes".parse::<Fsync>().is_err());
+    }
+}

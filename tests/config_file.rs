@@ -1,0 +1,256 @@
+//! Settings from a configuration file (the `serde` feature): every setting reads from TOML in
+//! its one-line form, environment-style overrides go through `set`, and every bad value is
+//! refused with an error naming the key and quoting the value.
+#![cfg(feature = "serde")]
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use tracing_filesink::{
+    Compression, ErrorKind, FileSinkConfig, Format, Fsync, Overflow, Retention, Rotation,
+    TimeFormat, TimeZone,
+};
+
+fn full(dir: &std::path::Path) -> String {
+    format!(
+        r#"
+dir = {dir:?}
+stem = "app"
+format = "text"
+rotation = "64 MiB or daily"
+compression = "gzip 9"
+retention = "30 files, 7 days"
+time_zone = "+05:30"
+time_format = "rfc3339 millis"
+overflow = "block for 100 ms"
+fsync = "on error"
+queue_capacity = 1024
+queue_bytes = "8 MiB"
+file_mode = 0o640
+dir_mode = "0750"
+shutdown_timeout = "2 s"
+compress_after = 1
+rotate_on_startup = true
+flush_on_panic = true
+flush_on_exit = false
+"#
+    )
+}
+
+#[test]
+fn every_setting_reads_from_toml() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("logs");
+    let c: FileSinkConfig = toml::from_str(&full(&dir)).unwrap();
+    assert_eq!(c.dir, dir);
+    assert_eq!(c.stem, "app");
+    assert_eq!(c.format, Some(Format::Text));
+    assert_eq!(
+        c.rotation,
+        Some(Rotation::size(64 << 20).or(Rotation::daily()))
+    );
+    assert_eq!(c.compression, Some(Compression::gzip().level(9)));
+    assert_eq!(
+        c.retention,
+        Some(Retention::files(30).max_age(Duration::from_secs(7 * 86_400)))
+    );
+    assert_eq!(c.time_zone, Some(TimeZone::fixed(5 * 3600 + 30 * 60)));
+    assert_eq!(c.time_format, Some(TimeFormat::rfc3339_millis()));
+    assert_eq!(
+        c.overflow,
+        Some(Overflow::BlockFor(Duration::from_millis(100)))
+    );
+    assert_eq!(c.fsync, Some(Fsync::OnLevel(tracing::Level::ERROR)));
+    assert_eq!(c.queue_capacity, Some(1024));
+    assert_eq!(c.queue_bytes, Some(8 << 20));
+    assert_eq!(c.file_mode, Some(0o640));
+    assert_eq!(c.dir_mode, Some(0o750));
+    assert_eq!(c.shutdown_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(c.compress_after, Some(1));
+    assert_eq!(c.rotate_on_startup, Some(true));
+    assert_eq!(c.flush_on_panic, Some(true));
+    assert_eq!(c.flush_on_exit, Some(false));
+
+    // The builder gets them: the directory and the file have the configured modes.
+    let (_layer, guard) = c.builder().build().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o750);
+    assert_eq!(mode(guard.active_path()), 0o640);
+    guard.shutdown(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn settings_left_out_keep_the_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c: FileSinkConfig =
+        toml::from_str(&format!("dir = {:?}\nstem = \"app\"\n", tmp.path())).unwrap();
+    assert_eq!(c.rotation, None);
+    let (_layer, guard) = c.builder().build().unwrap();
+    let mode = std::fs::metadata(guard.active_path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+/// Each bad value is refused; the message names the key and quotes the value.
+#[test]
+fn bad_values_name_the_key_and_the_value() {
+    let cases = [
+        (
+            "rotation",
+            "\"64 MB or fortnightly\"",
+            "64 MB or fortnightly",
+        ),
+        ("rotation", "\"64 MiBs\"", "64 MiBs"),
+        ("retention", "\"thirty files\"", "thirty files"),
+        ("compression", "\"zstd\"", "zstd"),
+        ("format", "\"yaml\"", "yaml"),
+        ("time_zone", "\"Mars/Olympus\"", "Mars/Olympus"),
+        ("overflow", "\"wait\"", "wait"),
+        ("fsync", "\"sometimes\"", "sometimes"),
+        ("queue_capacity", "-1", "-1"),
+        ("queue_capacity", "\"lots\"", "lots"),
+        ("queue_bytes", "\"64 MB/s\"", "64 MB/s"),
+        ("file_mode", "\"rw-r-----\"", "rw-r-----"),
+        ("shutdown_timeout", "\"soon\"", "soon"),
+        ("flush_on_exit", "\"maybe\"", "maybe"),
+        ("rotate_on_startup", "3", "3"),
+        ("stem", "7", "7"),
+    ];
+    for (key, value, shown) in cases {
+        let text = format!("dir = \"logs\"\nstem = \"app\"\n{key} = {value}\n");
+        let text = if key == "stem" {
+            format!("dir = \"logs\"\nstem = {value}\n")
+        } else {
+            text
+        };
+        let err = toml::from_str::<FileSinkConfig>(&text)
+            .expect_err(&format!("{key} = {value} was accepted"))
+            .to_string();
+        assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        assert!(err.contains(shown), "{key}: {err}");
+    }
+}
+
+#[test]
+fn unknown_and_missing_keys_are_named() {
+    let err =
+        toml::from_str::<FileSinkConfig>("dir = \"logs\"\nstem = \"app\"\nrotaton = \"daily\"\n")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("unknown setting `rotaton`"), "{err}");
+    let err = toml::from_str::<FileSinkConfig>("stem = \"app\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dir"), "{err}");
+}
+
+/// Values a file reads but `build()` refuses still name the setting.
+#[test]
+fn values_refused_by_build_name_the_setting() {
+    let c: FileSinkConfig =
+        toml::from_str("dir = \"logs\"\nstem = \"app\"\nretention = \"0 files\"\n").unwrap();
+    let e = c.builder().build().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    assert_eq!(e.setting(), Some("retention"));
+}
+
+/// Environment-style overrides: strings for every key, the same errors.
+#[test]
+fn set_overrides_from_strings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c: FileSinkConfig = toml::from_str(&full(tmp.path())).unwrap();
+    c.set("rotation", "hourly").unwrap();
+    c.set("queue_capacity", "64").unwrap();
+    c.set("file_mode", "0600").unwrap();
+    c.set("flush_on_exit", "true").unwrap();
+    c.set("dir", "/somewhere/else").unwrap();
+    assert_eq!(c.rotation, Some(Rotation::hourly()));
+    assert_eq!(c.queue_capacity, Some(64));
+    assert_eq!(c.file_mode, Some(0o600));
+    assert_eq!(c.flush_on_exit, Some(true));
+    assert_eq!(c.dir, std::path::Path::new("/somewhere/else"));
+
+    let e = c.set("rotation", "sometimes").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+    assert_eq!(e.setting(), Some("rotation"));
+    assert!(e.to_string().contains("\"sometimes\""), "{e}");
+    let e = c.set("queue_capacity", "-5").unwrap_err();
+    assert_eq!(e.setting(), Some("queue_capacity"));
+    assert!(e.to_string().contains("-5"), "{e}");
+    let e = c.set("colour", "blue").unwrap_err();
+    assert!(e.to_string().contains("`colour`"), "{e}");
+    // A failed set leaves the value as it was.
+    assert_eq!(c.rotation, Some(Rotation::hourly()));
+}
+
+/// The setting types also deserialize on their own, inside an application's own struct.
+#[test]
+fn setting_types_deserialize_on_their_own() {
+    let r: Rotation = serde_json::from_str("\"64 MiB or daily\"").unwrap();
+    assert_eq!(r, Rotation::size(64 << 20).or(Rotation::daily()));
+    let r: Retention = serde_json::from_str("\"7 days\"").unwrap();
+    assert_eq!(
+        r,
+        Retention::keep_all().max_age(Duration::from_secs(7 * 86_400))
+    );
+    let err = serde_json::from_str::<Retention>("\"7 eons\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`retention`") && err.contains("7 eons"),
+        "{err}"
+    );
+    assert!(serde_json::from_str::<Rotation>("64").is_err());
+}
+
+/// `examples/config_file.rs` as a user runs it: a TOML file, an environment override, and a
+/// bad override refused with the key and the value.
+#[test]
+fn the_example_reads_a_file_and_honours_the_environment() {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples/config_file");
+    assert!(
+        example.exists(),
+        "{} is missing: `cargo test --features serde` builds the examples",
+        example.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = tmp.path().join("settings.toml");
+    let logs = tmp.path().join("logs");
+    std::fs::write(
+        &settings,
+        format!("[log]\ndir = {logs:?}\nstem = \"svc\"\nformat = \"json\"\n"),
+    )
+    .unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(&example);
+        cmd.arg(&settings);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[("FILESINK_FORMAT", "text")]);
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(logs.join("svc.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[3].ends_with(" WARN some_dependency: a record from the log crate"),
+        "the override (text) wins over the file (json): {text}"
+    );
+
+    let out = run(&[("FILESINK_ROTATION", "64 MB or fortnightly")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("FILESINK_ROTATION") && stderr.contains("64 MB or fortnightly"),
+        "{stderr}"
+    );
+}
