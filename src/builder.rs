@@ -40,6 +40,7 @@ impl FileSink {
             file_mode: 0o600,
             dir_mode: 0o700,
             shutdown_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(2),
             rotation: Rotation::never(),
             rotate_on_startup: false,
             compression: Compression::none(),
@@ -68,6 +69,7 @@ impl FileSink {
 /// | [`file_mode`](Builder::file_mode) | `0o600` |
 /// | [`dir_mode`](Builder::dir_mode) | `0o700` (only when the sink creates the directory) |
 /// | [`shutdown_timeout`](Builder::shutdown_timeout) | 5 s |
+/// | [`stall_timeout`](Builder::stall_timeout) | 2 s |
 /// | [`rotation`](Builder::rotation) | [`Rotation::never()`] |
 /// | [`rotate_on_startup`](Builder::rotate_on_startup) | `false` |
 /// | [`compression`](Builder::compression) | [`Compression::none()`] |
@@ -90,6 +92,7 @@ pub struct Builder {
     file_mode: u32,
     dir_mode: u32,
     shutdown_timeout: Duration,
+    stall_timeout: Duration,
     rotation: Rotation,
     rotate_on_startup: bool,
     compression: Compression,
@@ -158,6 +161,16 @@ impl Builder {
     /// How long dropping the guard waits for the queue to drain. Default: 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long one system call of the writer (a write, an fsync, an open) may be outstanding
+    /// before the writer counts as stalled (a hung network file system, a paused FUSE
+    /// daemon): from then on [`Overflow::Block`] callers finding the queue full shed their
+    /// events instead of waiting, and `flush`/`sync` return an error instead of waiting for
+    /// the shutdown timeout. Default: 2 s.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
         self
     }
 
@@ -308,6 +321,7 @@ impl Builder {
             queue_capacity: self.queue_capacity,
             queue_bytes: self.queue_bytes,
             shutdown_timeout: self.shutdown_timeout,
+            stall_timeout: self.stall_timeout,
             rotation: self.rotation,
             rotate_on_startup: self.rotate_on_startup,
             compression: self.compression,

@@ -56,7 +56,15 @@ impl Finisher {
         let handle = std::thread::Builder::new()
             .name(format!("filesink-{}-finish", cfg.stem))
             .spawn(move || {
-                run(&cfg, &queue, notify.as_ref(), &rx, &count);
+                crate::health::mark_sink_thread();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(&cfg, &queue, notify.as_ref(), &rx, &count)
+                }));
+                if ran.is_err() {
+                    // Sealed segments left `.pending` are finished by the next start; every
+                    // flush waiting on this thread gets an error from now on.
+                    queue.counters.error(Error::panicked("finisher"));
+                }
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::io("spawn finisher thread", &dir, e))?;
