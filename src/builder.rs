@@ -20,6 +20,9 @@ use crate::retain::Retention;
 use crate::rotate::Rotation;
 use crate::writer::Fsync;
 
+/// The most events a queue may hold: its slots are allocated when the sink starts.
+const MAX_QUEUE_CAPACITY: usize = 1 << 22;
+
 /// The entry point: `FileSink::builder(dir, stem)`.
 #[derive(Debug)]
 pub struct FileSink(());
@@ -118,7 +121,8 @@ impl Builder {
         self
     }
 
-    /// Most events waiting in the queue. Default: 65,536.
+    /// Most events waiting in the queue, at most 4,194,304 (its slots are allocated up front).
+    /// Default: 65,536.
     pub fn queue_capacity(mut self, events: usize) -> Self {
         self.queue_capacity = events;
         self
@@ -265,6 +269,16 @@ impl Builder {
         }
         if self.queue_capacity == 0 {
             return Err(Error::config("queue_capacity", "must be at least 1 event"));
+        }
+        if self.queue_capacity > MAX_QUEUE_CAPACITY {
+            // The channel allocates its slots up front.
+            return Err(Error::config(
+                "queue_capacity",
+                format!(
+                    "{} events is more than the {MAX_QUEUE_CAPACITY} allowed",
+                    self.queue_capacity
+                ),
+            ));
         }
         if self.queue_bytes == 0 {
             return Err(Error::config("queue_bytes", "must be at least 1 byte"));

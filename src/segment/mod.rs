@@ -174,7 +174,12 @@ pub(crate) fn seal(
     let fs: &dyn Fs = &*cfg.fs;
     for _ in 0..1000 {
         let seq = *next_seq;
-        *next_seq += 1;
+        // A planted segment numbered u64::MAX leaves no number after it: refuse to seal
+        // (the writer keeps appending to the active file) rather than wrap around.
+        let Some(next) = seq.checked_add(1) else {
+            break;
+        };
+        *next_seq = next;
         let fin = cfg.path(&name::segment(&cfg.stem, seq, &label));
         let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
         let pending = cfg.path(&name::pending(&cfg.stem, seq, &label));
@@ -225,7 +230,10 @@ pub(crate) struct DirScan {
 
 impl DirScan {
     pub(crate) fn next_seq(&self) -> u64 {
-        self.segments.keys().next_back().map_or(1, |s| s + 1)
+        self.segments
+            .keys()
+            .next_back()
+            .map_or(1, |s| s.saturating_add(1))
     }
 }
 
