@@ -122,7 +122,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     Ok((queue, guard))
 }
 
-fn take_lock(cfg: &Config) -> Result<File, Error> {
+pub(crate) fn take_lock(cfg: &Config) -> Result<File, Error> {
     let path = cfg.path(&crate::segment::name::lock(&cfg.stem));
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(Error::symlink(&path));

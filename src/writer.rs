@@ -90,6 +90,12 @@ pub(crate) struct Writer {
     /// The advisory lock on `<stem>.log.lock`: held exactly as long as this thread may write,
     /// so another sink can take over once it has exited, and never before.
     _lock: Arc<std::fs::File>,
+    /// The lock taken again in a directory that was deleted and recreated.
+    relock: Option<std::fs::File>,
+    /// Data went into the active file since its identity was last checked.
+    unverified: bool,
+    /// The active file was found deleted after writes into it: the next flush says so.
+    lost: Option<Error>,
     /// Messages for the log that could not be written yet (recovery reports).
     pending_notes: Vec<(String, Vec<(&'static str, u64)>)>,
 }
@@ -152,6 +158,9 @@ impl Writer {
             idle_naps: 0,
             pending_notes: notes,
             _lock: lock,
+            relock: None,
+            unverified: false,
+            lost: None,
         }
     }
 
@@ -388,6 +397,7 @@ impl Writer {
         };
         if written > 0 {
             self.dirty = true;
+            self.unverified = true;
             self.last_write = Some(Instant::now());
             self.counters()
                 .bytes_written
@@ -633,6 +643,16 @@ impl Writer {
             .map_err(|e| Error::io("create directory", &cfg.dir, e))
             .and_then(|()| segment::open_active(&cfg, now));
         self.health().call_ends();
+        // A directory deleted and recreated has no lock file: take the lock in it again, so
+        // that no other sink starts writing beside this one.
+        let lock_path = cfg.path(&segment::name::lock(&cfg.stem));
+        let opened = opened.and_then(|a| match cfg.fs.identity(&lock_path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.relock = Some(crate::guard::take_lock(&cfg)?);
+                Ok(a)
+            }
+            _ => Ok(a),
+        });
         match opened {
             Ok((a, _)) => {
                 self.active = Some(a);
@@ -664,6 +684,9 @@ impl Writer {
         }
     }
 
+    /// Is `<stem>.log` still the file being written? Moved away (logrotate): its data is
+    /// safe under the new name; reopen. Deleted (or its directory): whatever was written
+    /// into it since the last check is gone; reopen, and the next flush reports the loss.
     fn check_identity(&mut self) {
         let Some(active) = &self.active else {
             return;
@@ -671,12 +694,37 @@ impl Writer {
         self.queue.health.call_begins();
         let current = self.cfg.fs.identity(&self.cfg.active_path);
         self.queue.health.call_ends();
-        let moved = match current {
-            Ok(id) => id != active.identity,
-            Err(e) => e.kind() == io::ErrorKind::NotFound,
-        };
-        if moved {
-            let _ = self.reopen();
+        match current {
+            Ok(id) if id == active.identity => self.unverified = false,
+            Ok(_) => {
+                self.unverified = false;
+                let _ = self.reopen();
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let lost = std::mem::take(&mut self.unverified);
+                // Nothing more goes into the unlinked file, not even the buffered batch.
+                self.active = None;
+                self.dirty = false;
+                if self.open_fresh().is_ok() && lost {
+                    self.note(
+                        Level::WARN,
+                        "the active file was deleted: events written to it are lost",
+                        &[],
+                    );
+                }
+                if lost {
+                    self.lost = Some(Error::io(
+                        "write",
+                        &self.cfg.active_path,
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            "the active file was deleted after events were written to it; \
+                             they are lost",
+                        ),
+                    ));
+                }
+            }
+            Err(_) => {}
         }
     }
 
@@ -724,11 +772,18 @@ impl Writer {
             Control::Flush { sync, ack } => {
                 // Drops counted before this flush are reported before it returns.
                 self.report_drops();
-                let written = self.write_out();
+                let mut written = self.write_out();
+                if written {
+                    // Never acknowledge events written into a file that is no longer there.
+                    self.check_identity();
+                    written = self.write_out();
+                }
                 if written && self.boundary_passed() {
                     let _ = self.rotate();
                 }
-                let res = if !written {
+                let res = if let Some(lost) = self.lost.take() {
+                    Err(lost)
+                } else if !written {
                     Err(self
                         .counters()
                         .peek_error()
