@@ -102,6 +102,8 @@ struct Gate {
     waiting: [usize; 2],
     /// The next write panics.
     panic_next_write: bool,
+    /// The next fsync of a file fails with this errno.
+    fail_next_fsync: Option<i32>,
 }
 
 /// The fault-injecting file system. Clones share one state.
@@ -160,6 +162,11 @@ impl FaultFs {
     /// Operations of this kind blocked at the gate now.
     pub(crate) fn waiting(&self, op: Held) -> usize {
         self.gate().waiting[op as usize]
+    }
+
+    /// The next fsync of a file fails with `errno`.
+    pub(crate) fn fail_next_fsync(&self, errno: i32) {
+        self.gate().fail_next_fsync = Some(errno);
     }
 
     /// The next write panics.
@@ -357,6 +364,9 @@ impl FileHandle for FaultFile {
     }
     fn sync(&mut self) -> io::Result<()> {
         self.fs.gate_pass(Held::Fsync);
+        if let Some(errno) = self.fs.gate().fail_next_fsync.take() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         let inner = &mut self.inner;
         self.fs.run("fsync", true, |st| {
             inner.sync()?;
@@ -645,9 +655,13 @@ mod tests {
         names.sort();
         let active = crate::segment::name::active(STEM);
         let mut seqs = Vec::new();
+        // Unsynced segments (an fsync failed) hold data written before the failure.
         let mut files: Vec<String> = names
             .iter()
-            .filter(|n| crate::segment::name::parse(STEM, n).is_some())
+            .filter(|n| {
+                crate::segment::name::parse(STEM, n).is_some()
+                    || crate::segment::name::parse_unsynced(STEM, n).is_some()
+            })
             .cloned()
             .collect();
         if names.contains(&active) {
@@ -1091,5 +1105,71 @@ mod outage_tests {
         let (events, reported, messages) = read_back(&dir);
         assert_eq!(events, 0);
         assert_eq!(reported, 5, "{messages:?}");
+    }
+
+    /// A failed fsync is never taken for durability: the segment keeps a name that says so
+    /// (`.log.unsynced`, never a final segment name), the error is returned, a record in the
+    /// log reports it, and the next start leaves that file alone and never reuses its number.
+    #[test]
+    fn a_segment_whose_fsync_failed_never_gets_a_final_name() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink(&dir, &fs);
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("in the first segment"));
+        fs.fail_next_fsync(libc::EIO);
+        let err = guard.rotate().expect_err("rotate reports the failed fsync");
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("in the next segment"));
+        guard.flush().expect("flush");
+        let names = crate::fault::tests_support::names(&dir);
+        let unsynced: Vec<&String> = names
+            .iter()
+            .filter(|n| crate::segment::name::parse_unsynced(STEM, n) == Some(1))
+            .collect();
+        assert_eq!(unsynced.len(), 1, "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| crate::segment::name::parse(STEM, n).is_some()),
+            "no final segment name after a failed fsync: {names:?}"
+        );
+        let unsynced_data = std::fs::read_to_string(dir.join(unsynced[0])).expect("read");
+        assert!(unsynced_data.contains("in the first segment"));
+        let (_, _, messages) = read_back(&dir);
+        assert!(
+            messages.iter().any(|m| m.starts_with("fsync failed")),
+            "{messages:?}"
+        );
+        assert_eq!(guard.stats().segments_unsynced, 1);
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+
+        // The next start: the unsynced segment stays as it is; its number is not reused.
+        let (layer, guard) = FileSink::builder(&dir, STEM).build().expect("restart");
+        drop(layer);
+        guard.rotate().expect("rotate");
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+        let names = crate::fault::tests_support::names(&dir);
+        assert!(names.contains(unsynced[0]), "{names:?}");
+        let finals: Vec<u64> = names
+            .iter()
+            .filter_map(|n| crate::segment::name::parse(STEM, n))
+            .map(|n| n.seq)
+            .collect();
+        assert_eq!(finals, vec![2], "{names:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    /// The sorted file names in `dir`.
+    pub(crate) fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
     }
 }

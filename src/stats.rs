@@ -39,6 +39,9 @@ pub struct Stats {
     pub fsyncs: u64,
     /// Finished segments created by rotation.
     pub rotations: u64,
+    /// Segments whose fsync failed, kept under their unsynced name
+    /// (`<segment>.log.unsynced`) instead of a final one.
+    pub segments_unsynced: u64,
     /// Segments compressed.
     pub segments_compressed: u64,
     /// Compression attempts that failed (the plain segment was kept).
@@ -75,6 +78,7 @@ pub(crate) struct Counters {
     pub(crate) queue_bytes_high_water: AtomicU64,
     pub(crate) fsyncs: AtomicU64,
     pub(crate) rotations: AtomicU64,
+    pub(crate) segments_unsynced: AtomicU64,
     pub(crate) segments_compressed: AtomicU64,
     pub(crate) compression_failures: AtomicU64,
     pub(crate) compression_backlog: AtomicU64,
@@ -102,6 +106,7 @@ impl Counters {
             queue_bytes_high_water: self.queue_bytes_high_water.load(Relaxed),
             fsyncs: self.fsyncs.load(Relaxed),
             rotations: self.rotations.load(Relaxed),
+            segments_unsynced: self.segments_unsynced.load(Relaxed),
             segments_compressed: self.segments_compressed.load(Relaxed),
             compression_failures: self.compression_failures.load(Relaxed),
             compression_backlog: self.compression_backlog.load(Relaxed),

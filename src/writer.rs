@@ -75,6 +75,8 @@ pub(crate) struct Writer {
     drops_reported: u64,
     /// Shed events already reported in the log.
     shed_reported: u64,
+    /// Unsynced segments already reported in the log.
+    unsynced_reported: u64,
     /// When the current outage (failing writes or opens) began.
     outage_since: Option<Instant>,
     /// Data written since the last fsync.
@@ -143,6 +145,7 @@ impl Writer {
             buf_urgent: false,
             drops_reported: 0,
             shed_reported: 0,
+            unsynced_reported: 0,
             outage_since: None,
             // An adopted active file's data may never have been synced (the previous run may
             // have crashed): finishing it must fsync it.
@@ -283,6 +286,16 @@ impl Writer {
             let n = dropped - self.drops_reported;
             self.drops_reported = dropped;
             self.note(Level::WARN, "events dropped", &[("dropped", n)]);
+        }
+        let unsynced = self.counters().segments_unsynced.load(Ordering::Relaxed);
+        if unsynced > self.unsynced_reported && self.buf.len() < self.buf_limit() {
+            let n = unsynced - self.unsynced_reported;
+            self.unsynced_reported = unsynced;
+            self.note(
+                Level::ERROR,
+                "fsync failed: segments kept under an .unsynced name, not known to be durable",
+                &[("segments", n)],
+            );
         }
         // Shed events: one record per outage, once writing has resumed.
         let shed = self.counters().events_shed.load(Ordering::Relaxed);
@@ -582,6 +595,7 @@ impl Writer {
                     fin,
                     file: active.file,
                     sync: sync_first && was_dirty,
+                    unsynced: !sync_first,
                 });
             }
             Err(e) => {

@@ -5,7 +5,10 @@
 //! of the sealed file, its rename to the final segment name (never replacing anything) and the
 //! fsync of the directory happen here, so a slow disk never stalls the writer (and, through a
 //! full queue, the callers). A file carries a final segment name only once its data is
-//! durable; a crash leaves at most `.pending` files, which startup recovery finishes.
+//! durable; a crash leaves at most `.pending` files, which startup recovery finishes. A
+//! segment whose fsync failed (here or on the writer) is never retried as if safe: it is
+//! renamed to its *unsynced* name (`<segment>.log.unsynced`) instead, and the writer reports
+//! it in the log.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,13 +24,14 @@ use crate::fs::FileHandle;
 use crate::queue::{Ack, Queue};
 
 pub(crate) enum Job {
-    /// Finish one sealed segment. `sync` is false when an fsync of this file already failed:
-    /// it is never retried as if the data were then safe.
+    /// Finish one sealed segment: fsync it when `sync`. `unsynced` when an fsync of this file
+    /// already failed: it is never retried as if the data were then safe.
     Seal {
         pending: PathBuf,
         fin: PathBuf,
         file: Box<dyn FileHandle>,
         sync: bool,
+        unsynced: bool,
     },
     /// Answer once every segment sealed before has been finished: `Ok`, or the sink's last
     /// error.
@@ -131,8 +135,9 @@ fn run(
                 fin,
                 file,
                 sync,
+                unsynced,
             } => {
-                finish(cfg, c, pending, fin, file, sync, notify);
+                finish(cfg, c, pending, fin, file, (sync, unsynced), notify);
                 in_flight.fetch_sub(1, Ordering::SeqCst);
             }
         }
@@ -145,18 +150,32 @@ fn finish(
     pending: PathBuf,
     fin: PathBuf,
     mut file: Box<dyn FileHandle>,
-    sync: bool,
+    (sync, mut unsynced): (bool, bool),
     notify: Option<&Sender<()>>,
 ) {
-    if sync {
+    if sync && !unsynced {
         c.fsyncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = file.sync() {
-            // Finished as it is; reported, never retried as if safe.
+            // Never retried as if safe.
             c.write_errors.fetch_add(1, Ordering::Relaxed);
             c.error(Error::io("fsync", &pending, e));
+            unsynced = true;
         }
     }
     drop(file);
+    if unsynced {
+        let target = crate::segment::name::unsynced(&fin);
+        match cfg.fs.rename_noreplace(&pending, &target) {
+            Ok(()) => {
+                c.segments_unsynced.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                c.write_errors.fetch_add(1, Ordering::Relaxed);
+                c.error(Error::io("rename unsynced segment", &target, e));
+            }
+        }
+        return;
+    }
     if let Err(e) = cfg.fs.rename_noreplace(&pending, &fin) {
         // Left pending; the next start finishes it.
         c.write_errors.fetch_add(1, Ordering::Relaxed);

@@ -226,6 +226,8 @@ pub(crate) struct DirScan {
     /// Names of this stem's temp files.
     pub(crate) temps: Vec<String>,
     pub(crate) active: Option<crate::fs::Entry>,
+    /// The highest sequence number of an unsynced segment (its number is never reused).
+    pub(crate) unsynced_max: Option<u64>,
 }
 
 impl DirScan {
@@ -233,6 +235,8 @@ impl DirScan {
         self.segments
             .keys()
             .next_back()
+            .copied()
+            .max(self.unsynced_max)
             .map_or(1, |s| s.saturating_add(1))
     }
 }
@@ -252,6 +256,8 @@ pub(crate) fn scan(cfg: &Config) -> Result<DirScan, Error> {
             out.active = Some(e);
         } else if name::is_temp(&cfg.stem, &e.name) {
             out.temps.push(e.name);
+        } else if let Some(seq) = name::parse_unsynced(&cfg.stem, &e.name) {
+            out.unsynced_max = out.unsynced_max.max(Some(seq));
         } else if let Some(n) = name::parse(&cfg.stem, &e.name) {
             let slot = out.segments.entry(n.seq).or_default();
             slot.label = n.label;
