@@ -35,7 +35,7 @@ pub struct Stats {
     pub queue_high_water: u64,
     /// The most bytes of records the writer found waiting at once.
     pub queue_bytes_high_water: u64,
-    /// `fsync` calls made on log files and the directory.
+    /// `fsync` calls made on log files and the directory (counted once each has returned).
     pub fsyncs: u64,
     /// Finished segments created by rotation.
     pub rotations: u64,

@@ -524,10 +524,11 @@ impl Writer {
                 .unwrap_or_else(Error::shut_down));
         };
         if self.dirty {
-            self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
             self.queue.health.call_begins();
             let res = active.file.sync();
             self.queue.health.call_ends();
+            // Counted once made: a count read after it never runs ahead of the system call.
+            self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = res {
                 let err = Error::io("fsync", &self.cfg.active_path, e);
                 self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
@@ -539,10 +540,10 @@ impl Writer {
             self.dirty = false;
         }
         if self.dir_dirty {
-            self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
             self.health().call_begins();
             let res = self.cfg.fs.sync_dir(&self.cfg.dir);
             self.health().call_ends();
+            self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
             res.map_err(|e| Error::io("fsync directory", &self.cfg.dir, e))?;
             self.dir_dirty = false;
         }

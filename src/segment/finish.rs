@@ -154,8 +154,9 @@ fn finish(
     notify: Option<&Sender<()>>,
 ) {
     if sync && !unsynced {
+        let res = file.sync();
         c.fsyncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = file.sync() {
+        if let Err(e) = res {
             // Never retried as if safe.
             c.write_errors.fetch_add(1, Ordering::Relaxed);
             c.error(Error::io("fsync", &pending, e));
@@ -183,8 +184,9 @@ fn finish(
         return;
     }
     c.rotations.fetch_add(1, Ordering::Relaxed);
+    let res = cfg.fs.sync_dir(&cfg.dir);
     c.fsyncs.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = cfg.fs.sync_dir(&cfg.dir) {
+    if let Err(e) = res {
         c.write_errors.fetch_add(1, Ordering::Relaxed);
         c.error(Error::io("fsync directory", &cfg.dir, e));
     }
