@@ -63,7 +63,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let lock = Arc::new(take_lock(&cfg)?);
     let recovered = crate::recover::recover(&cfg)?;
     let now = cfg.formatter.now();
-    let (active, trimmed) = crate::segment::open_active(&cfg, now)?;
+    let (active, trimmed, reported) = crate::segment::open_active(&cfg, now)?;
     let mut notes = recovered.notes;
     let (queue, rx) = Queue::new(
         cfg.queue_capacity,
@@ -75,10 +75,14 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let mut actions = recovered.actions;
     if trimmed > 0 {
         actions += 1;
-        notes.push((
-            "recovery: trimmed a torn last line of the active file".into(),
-            vec![("trimmed_bytes", trimmed)],
-        ));
+        if reported {
+            queue.counters.count_internal_record();
+        } else {
+            notes.push((
+                crate::segment::TRIM_NOTE.into(),
+                vec![("trimmed_bytes", trimmed)],
+            ));
+        }
     }
     queue
         .counters

@@ -143,6 +143,12 @@ impl Counters {
         }
     }
 
+    /// A record of the sink's own written outside the writer's batches.
+    pub(crate) fn count_internal_record(&self) {
+        self.records_written.fetch_add(1, Relaxed);
+        self.internal_records.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn take_error(&self) -> Option<Error> {
         self.last_error
             .lock()

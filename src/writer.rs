@@ -669,7 +669,10 @@ impl Writer {
             _ => Ok(a),
         });
         match opened {
-            Ok((a, _)) => {
+            Ok((a, _, reported)) => {
+                if reported {
+                    self.counters().count_internal_record();
+                }
                 self.active = Some(a);
                 self.dir_dirty = true;
                 self.counters().reopens.fetch_add(1, Ordering::Relaxed);

@@ -47,9 +47,14 @@ pub(crate) fn check_active_path(path: &Path) -> Result<(), Error> {
     }
 }
 
+/// The record reporting a torn last line cut off the active file.
+pub(crate) const TRIM_NOTE: &str = "recovery: trimmed a torn last line of the active file";
+
 /// Opens (or creates) the active file for appending. A partial last line left by a crash is
-/// cut off; the number of bytes cut is returned.
-pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64), Error> {
+/// cut off and the cut reported at once by a record in the file (written before the fsync
+/// that makes the cut durable, so no crash can keep the cut and lose its report); returns
+/// the bytes cut and whether that record was written.
+pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64, bool), Error> {
     let path = &cfg.active_path;
     check_active_path(path)?;
     let mut file = cfg
@@ -60,6 +65,21 @@ pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64)
     let trimmed =
         trim_torn_tail(&mut *file, size).map_err(|e| Error::io("trim torn tail", path, e))?;
     size -= trimmed;
+    let mut reported = false;
+    if trimmed > 0 {
+        let mut rec = Vec::with_capacity(160);
+        cfg.formatter.internal_record(
+            &mut rec,
+            tracing::Level::WARN,
+            TRIM_NOTE,
+            &[("trimmed_bytes", trimmed)],
+        );
+        if file.write_all(&rec).is_ok() {
+            size += rec.len() as u64;
+            reported = true;
+        }
+        file.sync().map_err(|e| Error::io("fsync", path, e))?;
+    }
     let opened = if size == 0 {
         now
     } else {
@@ -74,6 +94,7 @@ pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64)
             identity,
         },
         trimmed,
+        reported,
     ))
 }
 
@@ -84,7 +105,7 @@ pub(crate) fn create_active(cfg: &Config, now: SystemTime) -> Result<Active, Err
         Ok(f) => f,
         // Someone (an operator, logrotate) created it meanwhile: append to theirs.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return open_active(cfg, now).map(|(a, _)| a);
+            return open_active(cfg, now).map(|(a, _, _)| a);
         }
         Err(e) => return Err(Error::io("create active file", path, e)),
     };
@@ -121,8 +142,8 @@ pub(crate) fn trim_torn_tail(file: &mut dyn FileHandle, size: u64) -> io::Result
         }
         end = start;
     };
+    // The caller fsyncs (after writing its report of the cut, for the active file).
     file.set_len(keep)?;
-    file.sync()?;
     Ok(size - keep)
 }
 
