@@ -203,6 +203,11 @@ fn real_fsync_calls_match_every_policy() {
         "OnLevel(ERROR): warnings never fsync"
     );
     let (every, own) = traced("every");
-    assert!(every >= 1, "Every(20 ms): no real fsync after a write");
-    assert_eq!(every, own, "Every: the sink's count is the real count");
+    assert!(own >= 1, "Every(20 ms): no fsync counted after a write");
+    // The timer may start another fsync between the child's reading of its count and its
+    // exit; the count never runs ahead of the real calls.
+    assert!(
+        own <= every,
+        "Every: {own} fsyncs counted, {every} made: the count ran ahead of the calls"
+    );
 }
