@@ -20,6 +20,9 @@ use crate::retain::Retention;
 use crate::rotate::Rotation;
 use crate::writer::Fsync;
 
+/// The most events a queue may hold: its slots are allocated when the sink starts.
+const MAX_QUEUE_CAPACITY: usize = 1 << 22;
+
 /// The entry point: `FileSink::builder(dir, stem)`.
 #[derive(Debug)]
 pub struct FileSink(());
@@ -40,6 +43,7 @@ impl FileSink {
             file_mode: 0o600,
             dir_mode: 0o700,
             shutdown_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(2),
             rotation: Rotation::never(),
             rotate_on_startup: false,
             compression: Compression::none(),
@@ -68,6 +72,7 @@ impl FileSink {
 /// | [`file_mode`](Builder::file_mode) | `0o600` |
 /// | [`dir_mode`](Builder::dir_mode) | `0o700` (only when the sink creates the directory) |
 /// | [`shutdown_timeout`](Builder::shutdown_timeout) | 5 s |
+/// | [`stall_timeout`](Builder::stall_timeout) | 2 s |
 /// | [`rotation`](Builder::rotation) | [`Rotation::never()`] |
 /// | [`rotate_on_startup`](Builder::rotate_on_startup) | `false` |
 /// | [`compression`](Builder::compression) | [`Compression::none()`] |
@@ -90,6 +95,7 @@ pub struct Builder {
     file_mode: u32,
     dir_mode: u32,
     shutdown_timeout: Duration,
+    stall_timeout: Duration,
     rotation: Rotation,
     rotate_on_startup: bool,
     compression: Compression,
@@ -115,7 +121,8 @@ impl Builder {
         self
     }
 
-    /// Most events waiting in the queue. Default: 65,536.
+    /// Most events waiting in the queue, at most 4,194,304 (its slots are allocated up front).
+    /// Default: 65,536.
     pub fn queue_capacity(mut self, events: usize) -> Self {
         self.queue_capacity = events;
         self
@@ -158,6 +165,16 @@ impl Builder {
     /// How long dropping the guard waits for the queue to drain. Default: 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long one system call of the writer (a write, an fsync, an open) may be outstanding
+    /// before the writer counts as stalled (a hung network file system, a paused FUSE
+    /// daemon): from then on [`Overflow::Block`] callers finding the queue full shed their
+    /// events instead of waiting, and `flush`/`sync` return an error instead of waiting for
+    /// the shutdown timeout. Default: 2 s.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
         self
     }
 
@@ -265,6 +282,16 @@ impl Builder {
         if self.queue_capacity == 0 {
             return Err(Error::config("queue_capacity", "must be at least 1 event"));
         }
+        if self.queue_capacity > MAX_QUEUE_CAPACITY {
+            // The channel allocates its slots up front.
+            return Err(Error::config(
+                "queue_capacity",
+                format!(
+                    "{} events is more than the {MAX_QUEUE_CAPACITY} allowed",
+                    self.queue_capacity
+                ),
+            ));
+        }
         if self.queue_bytes == 0 {
             return Err(Error::config("queue_bytes", "must be at least 1 byte"));
         }
@@ -321,6 +348,7 @@ impl Builder {
             queue_capacity: self.queue_capacity,
             queue_bytes: self.queue_bytes,
             shutdown_timeout: self.shutdown_timeout,
+            stall_timeout: self.stall_timeout,
             rotation: self.rotation,
             rotate_on_startup: self.rotate_on_startup,
             compression: self.compression,

@@ -29,6 +29,7 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: usize,
     pub(crate) queue_bytes: usize,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
     pub(crate) rotation: Rotation,
     pub(crate) rotate_on_startup: bool,
     pub(crate) compression: Compression,

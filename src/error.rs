@@ -174,6 +174,17 @@ impl Error {
         )
     }
 
+    /// A background thread of the sink panicked; the sink no longer writes.
+    pub(crate) fn panicked(thread: &str) -> Error {
+        Error::new(
+            ErrorKind::ShutDown,
+            format!("the sink's {thread} thread panicked; the sink no longer writes"),
+            None,
+            None,
+            None,
+        )
+    }
+
     pub(crate) fn timed_out(what: &str) -> Error {
         Error::new(
             ErrorKind::TimedOut,

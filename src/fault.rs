@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use crate::fs::{Entry, FileHandle, Fs, RealFs};
@@ -33,6 +33,9 @@ pub(crate) enum Fault {
     /// at its last fsync, and directory changes since the last `sync_dir` are undone. Only
     /// operations that change the file system count.
     PowerLoss,
+    /// That operation panics (a bug or an allocation failure on the thread running it).
+    /// Only operations that change the file system count.
+    Panic,
 }
 
 #[derive(Debug)]
@@ -80,6 +83,27 @@ struct Shared {
     /// Where removed files wait for the next `sync_dir` (outside `dir`).
     trash: PathBuf,
     state: Mutex<State>,
+    /// Writes wait while this is held (a hung network file system); see `hold_writes`.
+    gate: Mutex<Gate>,
+    gate_cv: Condvar,
+}
+
+/// Operations that can be held at the gate: writes and fsyncs of files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    Write = 0,
+    Fsync = 1,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    held: [bool; 2],
+    /// Operations waiting at the gate now, by kind.
+    waiting: [usize; 2],
+    /// The next write panics.
+    panic_next_write: bool,
+    /// The next fsync of a file fails with this errno.
+    fail_next_fsync: Option<i32>,
 }
 
 /// The fault-injecting file system. Clones share one state.
@@ -115,7 +139,54 @@ impl FaultFs {
             dir: dir.to_path_buf(),
             trash: trash.to_path_buf(),
             state: Mutex::new(State::default()),
+            gate: Mutex::new(Gate::default()),
+            gate_cv: Condvar::new(),
         }))
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.0.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// From now on every operation of this kind blocks, inside the "system call" (a hung
+    /// network file system), until `release`.
+    pub(crate) fn hold(&self, op: Held) {
+        self.gate().held[op as usize] = true;
+    }
+
+    pub(crate) fn release(&self, op: Held) {
+        self.gate().held[op as usize] = false;
+        self.0.gate_cv.notify_all();
+    }
+
+    /// Operations of this kind blocked at the gate now.
+    pub(crate) fn waiting(&self, op: Held) -> usize {
+        self.gate().waiting[op as usize]
+    }
+
+    /// The next fsync of a file fails with `errno`.
+    pub(crate) fn fail_next_fsync(&self, errno: i32) {
+        self.gate().fail_next_fsync = Some(errno);
+    }
+
+    /// The next write panics.
+    pub(crate) fn panic_on_next_write(&self) {
+        self.gate().panic_next_write = true;
+    }
+
+    /// Where every write and fsync passes first: blocks while its kind is held; a write
+    /// panics when told to.
+    fn gate_pass(&self, op: Held) {
+        let mut g = self.gate();
+        if op == Held::Write && std::mem::take(&mut g.panic_next_write) {
+            drop(g);
+            panic!("fault injection: panic in write");
+        }
+        g.waiting[op as usize] += 1;
+        while g.held[op as usize] {
+            g = self.0.gate_cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.waiting[op as usize] -= 1;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -163,6 +234,10 @@ impl FaultFs {
                         return Step::Fail(io::Error::from_raw_os_error(errno));
                     }
                     Fault::Kill | Fault::PowerLoss => return Step::Crash(st),
+                    Fault::Panic => {
+                        drop(st);
+                        panic!("fault injection: panic in {kind}");
+                    }
                 }
             }
         }
@@ -254,6 +329,7 @@ struct FaultFile {
 
 impl Write for FaultFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.fs.gate_pass(Held::Write);
         match self.fs.begin("write", true) {
             Step::Go(_st) => self.inner.write(buf),
             Step::Fail(e) => Err(e),
@@ -287,6 +363,10 @@ impl FileHandle for FaultFile {
             .run("read_at", false, |_| self.inner.read_at(buf, offset))
     }
     fn sync(&mut self) -> io::Result<()> {
+        self.fs.gate_pass(Held::Fsync);
+        if let Some(errno) = self.fs.gate().fail_next_fsync.take() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         let inner = &mut self.inner;
         self.fs.run("fsync", true, |st| {
             inner.sync()?;
@@ -566,7 +646,9 @@ mod tests {
     /// Every line of every file of this stem, plain or decompressed, checked: no temp file,
     /// every `.gz` valid (CRC and length), every line complete JSON. Returns the `seq` of
     /// every record, in file order.
-    fn read_all(dir: &Path) -> Result<Vec<u64>, String> {
+    /// Also returns apart the `seq`s read from unsynced segments (kept outside retention).
+    fn read_all(dir: &Path) -> Result<(Vec<u64>, BTreeSet<u64>), String> {
+        let mut apart = BTreeSet::new();
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .map_err(|e| format!("read_dir: {e}"))?
             .flatten()
@@ -575,9 +657,13 @@ mod tests {
         names.sort();
         let active = crate::segment::name::active(STEM);
         let mut seqs = Vec::new();
+        // Unsynced segments (an fsync failed) hold data written before the failure.
         let mut files: Vec<String> = names
             .iter()
-            .filter(|n| crate::segment::name::parse(STEM, n).is_some())
+            .filter(|n| {
+                crate::segment::name::parse(STEM, n).is_some()
+                    || crate::segment::name::parse_unsynced(STEM, n).is_some()
+            })
             .cloned()
             .collect();
         if names.contains(&active) {
@@ -611,10 +697,13 @@ mod tests {
                 })?;
                 if let Some(s) = v["fields"]["seq"].as_u64() {
                     seqs.push(s);
+                    if crate::segment::name::parse_unsynced(STEM, n).is_some() {
+                        apart.insert(s);
+                    }
                 }
             }
         }
-        Ok(seqs)
+        Ok((seqs, apart))
     }
 
     fn listing(dir: &Path) -> String {
@@ -661,7 +750,7 @@ mod tests {
         guard
             .shutdown(Duration::from_secs(10))
             .map_err(|e| format!("shutdown after restart: {e}"))?;
-        let seqs = read_all(dir)?;
+        let (seqs, apart) = read_all(dir)?;
         let mut seen = BTreeSet::new();
         for s in &seqs {
             if !seen.insert(*s) {
@@ -680,7 +769,9 @@ mod tests {
         if let Some(&last) = missing.last() {
             // Retention deletes whole segments, oldest first: what is missing must be a prefix
             // of the records, ending at a segment boundary, and only if it pruned something.
-            let prefix = missing.len() as u64 == last + 1;
+            // Records of an unsynced segment (an fsync failed) stay while retention deletes
+            // the segments around them: they count as part of the prefix.
+            let prefix = (0..=last).all(|s| !seen.contains(&s) || apart.contains(&s));
             if run.pruned == 0 || !prefix || (last + 1) % PER_SEGMENT != 0 {
                 return Err(format!(
                     "acknowledged records missing: {missing:?} (pruned segments: {})",
@@ -694,7 +785,12 @@ mod tests {
     /// Crashes (or fails) at every operation of the cycle in turn; returns how many points
     /// were tried.
     fn sweep(fault: Fault) -> u64 {
-        let mut n = 1;
+        sweep_from(fault, 1)
+    }
+
+    /// `sweep`, starting at operation `first`.
+    fn sweep_from(fault: Fault, first: u64) -> u64 {
+        let mut n = first;
         let mut unreported = Vec::new();
         loop {
             let root = tempfile::tempdir().expect("tempdir");
@@ -777,6 +873,27 @@ mod tests {
         eprintln!("EIO: {points} failure points");
     }
 
+    /// A panic at any operation of the sink's own threads (writer, finisher, maintenance):
+    /// no caller hangs or sees it, every call returns, acknowledged records survive and the
+    /// next start recovers the directory. (Operations of `build()` itself run on the caller's
+    /// thread and are not swept: the sweep starts after them.)
+    #[test]
+    fn panic_at_every_operation() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Panic);
+        let (_layer, guard) = FileSink::builder(&dir, STEM)
+            .compression(Compression::gzip().level(1))
+            .retention(Retention::files(2))
+            .with_fs(Arc::new(fs.clone()))
+            .build()
+            .expect("build");
+        let build_ops = fs.ops();
+        guard.shutdown(Duration::from_secs(10)).expect("shutdown");
+        let points = sweep_from(Fault::Panic, build_ops + 1);
+        eprintln!("panic: {points} points");
+    }
+
     /// The fault file system itself: a power loss keeps synced data and synced names only.
     #[test]
     fn power_loss_model() {
@@ -802,5 +919,264 @@ mod tests {
             f.write_all(b"x").is_err(),
             "everything fails after the crash"
         );
+    }
+}
+
+/// A writer stuck inside a system call, and a writer that panics: callers keep running.
+#[cfg(test)]
+mod outage_tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{Fault, FaultFs, Held};
+    use crate::{ErrorKind, FileSink, FileSinkGuard};
+
+    const STEM: &str = "app";
+    const THREADS: u64 = 3;
+
+    fn sink(dir: &Path, fs: &FaultFs) -> (tracing::Dispatch, FileSinkGuard) {
+        use tracing_subscriber::prelude::*;
+        // The default policy (Overflow::Block) and stall timeout; a small queue so that a few
+        // thousand events overflow it. Records of 1 KiB count against the byte budget (8 KiB
+        // for large records), so callers also wait for byte room, not only for a channel slot.
+        let (layer, guard) = FileSink::builder(dir, STEM)
+            .queue_capacity(64)
+            .queue_bytes(16 << 10)
+            .flush_on_panic(true)
+            .with_fs(Arc::new(fs.clone()))
+            .build()
+            .expect("build");
+        (
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+            guard,
+        )
+    }
+
+    /// `THREADS` threads log `per_thread` events of 1 KiB; returns once all have returned.
+    fn hammer(dispatch: &tracing::Dispatch, per_thread: u64) -> u64 {
+        let pad = "y".repeat(1000);
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let d = dispatch.clone();
+                let pad = pad.clone();
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&d, || {
+                        for i in 0..per_thread {
+                            tracing::info!(t, i, pad = pad.as_str(), "outage");
+                        }
+                    })
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("a logging call panicked");
+        }
+        THREADS * per_thread
+    }
+
+    /// Events in the log, and the sum of the in-band drop reports.
+    fn read_back(dir: &Path) -> (u64, u64, Vec<String>) {
+        let data = std::fs::read(dir.join("app.log")).expect("read app.log");
+        assert!(data.is_empty() || data.ends_with(b"\n"), "torn last line");
+        let (mut events, mut reported, mut messages) = (0, 0, Vec::new());
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).expect("JSON line");
+            if v["target"] == "tracing_filesink" {
+                reported += v["fields"]["dropped"].as_u64().unwrap_or(0);
+                messages.push(v["fields"]["message"].as_str().unwrap_or("").to_owned());
+            } else if v["fields"]["message"] == "outage" {
+                events += 1;
+            }
+        }
+        (events, reported, messages)
+    }
+
+    fn poll(mut cond: impl FnMut() -> bool) -> bool {
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < end {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2)); // polling interval, not synchronization
+        }
+        false
+    }
+
+    #[test]
+    fn a_writer_stuck_in_a_write_does_not_stop_the_callers() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink(&dir, &fs);
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
+        guard.flush().expect("flush before the stall");
+
+        fs.hold(Held::Write);
+        let logged = hammer(&dispatch, 2_000);
+        assert_eq!(
+            fs.waiting(Held::Write),
+            1,
+            "the writer is stuck in its write"
+        );
+        let during = guard.stats();
+        assert!(during.events_shed > 0, "{during:?}");
+        // Waiting is bounded by the stall timeout (2 s) plus one slice per caller; generous
+        // for a loaded machine.
+        assert!(
+            during.blocked_nanos < THREADS * 5_000_000_000,
+            "callers blocked {} ns: {during:?}",
+            during.blocked_nanos
+        );
+        let err = guard
+            .flush()
+            .expect_err("flush must not wait on a stuck writer");
+        assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+
+        fs.release(Held::Write);
+        assert!(poll(|| guard.flush().is_ok()), "{:?}", guard.stats());
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+        let stats = guard.stats();
+        let (events, reported, messages) = read_back(&dir);
+        assert_eq!(reported, stats.events_dropped, "{messages:?} {stats:?}");
+        assert_eq!(
+            events + reported,
+            logged,
+            "every event written or reported as shed: {stats:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.starts_with("events shed")),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn a_writer_panic_releases_every_caller() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink(&dir, &fs);
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
+        guard.flush().expect("flush before the panic");
+
+        fs.panic_on_next_write();
+        let logged = hammer(&dispatch, 2_000);
+        let err = guard.flush().expect_err("flush after the writer panicked");
+        assert_eq!(err.kind(), ErrorKind::ShutDown, "{err}");
+        let err = guard
+            .shutdown(Duration::from_secs(30))
+            .expect_err("shutdown after the writer panicked");
+        assert_eq!(err.kind(), ErrorKind::ShutDown, "{err}");
+        let stats = guard.stats();
+        let (events, reported, messages) = read_back(&dir);
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("writer thread panicked")),
+            "the panic is reported in the log: {messages:?}"
+        );
+        assert!(reported > 0, "{messages:?}");
+        assert!(reported <= stats.events_dropped, "{stats:?}");
+        assert_eq!(
+            events + stats.events_dropped,
+            logged,
+            "every event written or counted as dropped: {stats:?}"
+        );
+    }
+
+    /// Events that reach the queue after the writer has drained it for shutdown (here: while
+    /// its last fsync hangs) are dropped, and the drop is reported in the log, which is still
+    /// writable.
+    #[test]
+    fn drops_at_shutdown_are_reported_in_the_log() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink(&dir, &fs);
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
+        guard.flush().expect("flush");
+        fs.hold(Held::Fsync);
+        let guard = Arc::new(guard);
+        let g = guard.clone();
+        let shutdown = std::thread::spawn(move || g.shutdown(Duration::from_secs(60)));
+        assert!(poll(|| fs.waiting(Held::Fsync) == 1), "shutdown's fsync");
+        tracing::dispatcher::with_default(&dispatch, || {
+            for i in 0..5 {
+                tracing::info!(i, "outage");
+            }
+        });
+        fs.release(Held::Fsync);
+        shutdown.join().expect("shutdown thread").expect("shutdown");
+        let stats = guard.stats();
+        assert_eq!(stats.events_dropped, 5, "{stats:?}");
+        let (events, reported, messages) = read_back(&dir);
+        assert_eq!(events, 0);
+        assert_eq!(reported, 5, "{messages:?}");
+    }
+
+    /// A failed fsync is never taken for durability: the segment keeps a name that says so
+    /// (`.log.unsynced`, never a final segment name), the error is returned, a record in the
+    /// log reports it, and the next start leaves that file alone and never reuses its number.
+    #[test]
+    fn a_segment_whose_fsync_failed_never_gets_a_final_name() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink(&dir, &fs);
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("in the first segment"));
+        fs.fail_next_fsync(libc::EIO);
+        let err = guard.rotate().expect_err("rotate reports the failed fsync");
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("in the next segment"));
+        guard.flush().expect("flush");
+        let names = crate::fault::tests_support::names(&dir);
+        let unsynced: Vec<&String> = names
+            .iter()
+            .filter(|n| crate::segment::name::parse_unsynced(STEM, n) == Some(1))
+            .collect();
+        assert_eq!(unsynced.len(), 1, "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| crate::segment::name::parse(STEM, n).is_some()),
+            "no final segment name after a failed fsync: {names:?}"
+        );
+        let unsynced_data = std::fs::read_to_string(dir.join(unsynced[0])).expect("read");
+        assert!(unsynced_data.contains("in the first segment"));
+        let (_, _, messages) = read_back(&dir);
+        assert!(
+            messages.iter().any(|m| m.starts_with("fsync failed")),
+            "{messages:?}"
+        );
+        assert_eq!(guard.stats().segments_unsynced, 1);
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+
+        // The next start: the unsynced segment stays as it is; its number is not reused.
+        let (layer, guard) = FileSink::builder(&dir, STEM).build().expect("restart");
+        drop(layer);
+        guard.rotate().expect("rotate");
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+        let names = crate::fault::tests_support::names(&dir);
+        assert!(names.contains(unsynced[0]), "{names:?}");
+        let finals: Vec<u64> = names
+            .iter()
+            .filter_map(|n| crate::segment::name::parse(STEM, n))
+            .map(|n| n.seq)
+            .collect();
+        assert_eq!(finals, vec![2], "{names:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    /// The sorted file names in `dir`.
+    pub(crate) fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
     }
 }

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::health::State;
 use crate::maintain::Maintenance;
+use crate::queue::deadline_after;
 use crate::queue::{Ack, Control, Queue};
 use crate::segment::finish::Finisher;
-use crate::stats::{Stats, EXITED};
+use crate::stats::Stats;
 use crate::writer::{Start, Writer};
 
 /// Owns a sink's threads. Keep it alive as long as you log (`let (layer, _guard) = ...`).
@@ -63,17 +65,26 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let lock = Arc::new(take_lock(&cfg)?);
     let recovered = crate::recover::recover(&cfg)?;
     let now = cfg.formatter.now();
-    let (active, trimmed) = crate::segment::open_active(&cfg, now)?;
+    let (active, trimmed, reported) = crate::segment::open_active(&cfg, now)?;
     let mut notes = recovered.notes;
-    let (queue, rx) = Queue::new(cfg.queue_capacity, cfg.queue_bytes, cfg.overflow);
+    let (queue, rx) = Queue::new(
+        cfg.queue_capacity,
+        cfg.queue_bytes,
+        cfg.overflow,
+        cfg.stall_timeout,
+    );
     let queue = Arc::new(queue);
     let mut actions = recovered.actions;
     if trimmed > 0 {
         actions += 1;
-        notes.push((
-            "recovery: trimmed a torn last line of the active file".into(),
-            vec![("trimmed_bytes", trimmed)],
-        ));
+        if reported {
+            queue.counters.count_internal_record();
+        } else {
+            notes.push((
+                crate::segment::TRIM_NOTE.into(),
+                vec![("trimmed_bytes", trimmed)],
+            ));
+        }
     }
     queue
         .counters
@@ -90,10 +101,17 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         notes,
         lock,
     };
-    let writer = Writer::new(cfg.clone(), queue.clone(), rx, start);
+    let mut writer = Writer::new(cfg.clone(), queue.clone(), rx, start);
     let handle = std::thread::Builder::new()
         .name(format!("filesink-{}", cfg.stem))
-        .spawn(move || writer.run())
+        .spawn(move || {
+            crate::health::mark_sink_thread();
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run()));
+            if ran.is_err() {
+                let _ =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.after_panic()));
+            }
+        })
         .map_err(|e| Error::io("spawn writer thread", &cfg.active_path, e))?;
     let guard = FileSinkGuard {
         queue: queue.clone(),
@@ -111,7 +129,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     Ok((queue, guard))
 }
 
-fn take_lock(cfg: &Config) -> Result<File, Error> {
+pub(crate) fn take_lock(cfg: &Config) -> Result<File, Error> {
     let path = cfg.path(&crate::segment::name::lock(&cfg.stem));
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(Error::symlink(&path));
@@ -177,25 +195,49 @@ fn control(
     timeout: Duration,
     make: impl FnOnce(Ack) -> Control,
 ) -> Result<(), Error> {
-    if queue
-        .counters
-        .writer_state
-        .load(std::sync::atomic::Ordering::Acquire)
-        == EXITED
-    {
+    if queue.health.is_gone() {
         return Err(Error::shut_down());
     }
-    let deadline = Instant::now() + timeout;
+    if crate::health::on_sink_thread() {
+        return Err(Error::timed_out(
+            "a control call from the sink's own thread would wait for itself",
+        ));
+    }
+    let deadline = deadline_after(Instant::now(), timeout);
     let (tx, rx) = crossbeam_channel::bounded(1);
     queue.send_control(make(tx), deadline, false)?;
-    match rx.recv_deadline(deadline) {
-        Ok(res) => res,
-        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-            Err(Error::timed_out("waiting for the writer"))
+    await_reply(queue, &rx, deadline)
+}
+
+/// Waits for the writer's answer until `deadline`, but not on a writer that is gone or stuck
+/// in a system call.
+fn await_reply(
+    queue: &Queue,
+    rx: &crossbeam_channel::Receiver<Result<(), Error>>,
+    deadline: Instant,
+) -> Result<(), Error> {
+    loop {
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .min(REPLY_SLICE);
+        match rx.recv_timeout(slice) {
+            Ok(res) => return res,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(Error::shut_down())
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
         }
-        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(Error::shut_down()),
+        if Instant::now() >= deadline {
+            return Err(Error::timed_out("waiting for the writer"));
+        }
+        if matches!(queue.health.state(), State::Stalled | State::Gone) {
+            return Err(queue.unhealthy_error());
+        }
     }
 }
+
+/// How often a control call waiting for the writer's answer checks the writer's health.
+const REPLY_SLICE: Duration = Duration::from_millis(50);
 
 impl FileSinkGuard {
     fn control(&self, make: impl FnOnce(Ack) -> Control) -> Result<(), Error> {
@@ -243,7 +285,7 @@ impl FileSinkGuard {
     /// As [`flush`](Self::flush); [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut) when the
     /// work takes longer than `timeout` (it goes on in the background).
     pub fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(Instant::now(), timeout);
         // Synced: every segment sealed so far is finished, so the pass sees them all.
         control(&self.queue, timeout, |ack| Control::Flush {
             sync: true,
@@ -285,7 +327,7 @@ impl FileSinkGuard {
     /// thread has exited it keeps the directory's lock, so a new sink on the same file gets
     /// [`ErrorKind::Locked`](crate::ErrorKind::Locked) rather than work beside it.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(Instant::now(), timeout);
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(handle) = handle else {
             return Err(Error::shut_down());
@@ -295,7 +337,7 @@ impl FileSinkGuard {
             .queue
             .send_control(Control::Shutdown { deadline, ack: tx }, deadline, true);
         let res = match sent {
-            Ok(()) => match rx.recv_deadline(deadline + Duration::from_millis(50)) {
+            Ok(()) => match rx.recv_deadline(deadline_after(deadline, Duration::from_millis(50))) {
                 Ok(res) => {
                     let _ = handle.join();
                     res
@@ -310,10 +352,8 @@ impl FileSinkGuard {
             },
             Err(e) => Err(e),
         };
-        self.queue
-            .counters
-            .writer_state
-            .store(EXITED, std::sync::atomic::Ordering::Release);
+        self.queue.health.set_gone();
+        self.queue.wake_waiters();
         let maintenance = self
             .maintenance
             .lock()

@@ -35,7 +35,8 @@
 //!
 //! # Guarantees
 //!
-//! - **Nothing is lost while the process lives** with [`Overflow::Block`] (the default). With a
+//! - **Nothing is lost while the process lives and the disk takes writes** with
+//!   [`Overflow::Block`] (the default). With a
 //!   dropping policy every drop is counted in [`Stats`] and reported by a record in the log.
 //! - **One event, one line.** CR, LF, ESC, the other C0 and C1 controls, DEL and U+2028/U+2029
 //!   are escaped in every string, in both formats.
@@ -48,8 +49,9 @@
 //!   is; a guard dropped while its layer lives leaves the sink running for the layer.
 //! - **Several sinks in one subscriber**, each with its own format and per-layer filter,
 //!   beside `fmt::layer()`; records from the `log` crate keep their target, as in `fmt`.
-//! - **A sick disk never panics or hangs the application.** Writes are retried with backoff
-//!   while events are kept up to the queue bound; then the overflow policy applies.
+//! - **A sick disk never panics or stalls the application.** Writes are retried with backoff
+//!   while events are kept up to the queue bound; then callers shed events instead of waiting
+//!   on a writer that is failing, stalled or gone (see [`Overflow::Block`]).
 //!
 //! # Rotation, compression, retention
 //!
@@ -115,6 +117,7 @@ mod file_config;
 mod format;
 mod fs;
 mod guard;
+mod health;
 mod layer;
 mod maintain;
 mod make_writer;

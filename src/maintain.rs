@@ -56,7 +56,14 @@ impl Maintenance {
                 // logging. Retention runs between compressions, so it never waits for a
                 // whole backlog.
                 let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-                run(&cfg, &queue, &rx, &barrier_rx, &s);
+                crate::health::mark_sink_thread();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(&cfg, &queue, &rx, &barrier_rx, &s)
+                }));
+                if ran.is_err() {
+                    // Compression and retention stop; the writer goes on writing.
+                    queue.counters.error(Error::panicked("maintenance"));
+                }
                 drop(lock);
                 let _ = done_tx.send(());
             })

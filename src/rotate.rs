@@ -32,6 +32,10 @@ pub(crate) enum Period {
     Every(Duration),
 }
 
+/// The longest `Rotation::every` interval: a century. Longer ones would overflow the period
+/// arithmetic (and never rotate anyway).
+const MAX_INTERVAL_SECS: u64 = 100 * 365 * 86_400;
+
 impl Rotation {
     /// Never rotate (the default): one active file grows without bound.
     pub fn never() -> Rotation {
@@ -97,6 +101,12 @@ impl Rotation {
             if let Period::Every(d) = p {
                 if d.as_secs() == 0 {
                     return Err(format!("interval {d:?} is shorter than one second"));
+                }
+                if d.as_secs() > MAX_INTERVAL_SECS {
+                    return Err(format!(
+                        "interval {d:?} is longer than {} years",
+                        MAX_INTERVAL_SECS / (365 * 86_400)
+                    ));
                 }
             }
         }

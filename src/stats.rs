@@ -1,7 +1,7 @@
 //! Counters shared by the callers, the writer thread and the maintenance thread, and the
 //! public snapshot of them.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,15 @@ pub struct Stats {
     pub records_written: u64,
     /// Of those, the sink's own records.
     pub internal_records: u64,
-    /// Events dropped by the overflow policy (or because the sink was shut down).
+    /// Events dropped by the overflow policy or shed in front of a writer that could not
+    /// write, or because the sink was shut down: every event that is not in the log.
     pub events_dropped: u64,
+    /// Of those, events shed: dropped at once because the writer was failing, stalled or gone
+    /// when the queue was full (see [`Overflow::Block`](crate::Overflow::Block)).
+    pub events_shed: u64,
+    /// Time logging calls spent waiting for room in the queue, all threads together, in
+    /// nanoseconds.
+    pub blocked_nanos: u64,
     /// Bytes handed to the operating system.
     pub bytes_written: u64,
     /// Failed write, fsync, rename or open calls of the writer thread.
@@ -28,10 +35,13 @@ pub struct Stats {
     pub queue_high_water: u64,
     /// The most bytes of records the writer found waiting at once.
     pub queue_bytes_high_water: u64,
-    /// `fsync` calls made on log files and the directory.
+    /// `fsync` calls made on log files and the directory (counted once each has returned).
     pub fsyncs: u64,
     /// Finished segments created by rotation.
     pub rotations: u64,
+    /// Segments whose fsync failed, kept under their unsynced name
+    /// (`<segment>.log.unsynced`) instead of a final one.
+    pub segments_unsynced: u64,
     /// Segments compressed.
     pub segments_compressed: u64,
     /// Compression attempts that failed (the plain segment was kept).
@@ -53,15 +63,14 @@ pub struct Stats {
     pub caller_wakeups: u64,
 }
 
-pub(crate) const HEALTHY: u8 = 0;
-pub(crate) const FAILING: u8 = 1;
-pub(crate) const EXITED: u8 = 2;
-
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) records_written: AtomicU64,
     pub(crate) internal_records: AtomicU64,
+    /// Dropped events, not counting shed ones.
     pub(crate) events_dropped: AtomicU64,
+    pub(crate) events_shed: AtomicU64,
+    pub(crate) blocked_nanos: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) write_errors: AtomicU64,
     pub(crate) format_errors: AtomicU64,
@@ -69,6 +78,7 @@ pub(crate) struct Counters {
     pub(crate) queue_bytes_high_water: AtomicU64,
     pub(crate) fsyncs: AtomicU64,
     pub(crate) rotations: AtomicU64,
+    pub(crate) segments_unsynced: AtomicU64,
     pub(crate) segments_compressed: AtomicU64,
     pub(crate) compression_failures: AtomicU64,
     pub(crate) compression_backlog: AtomicU64,
@@ -77,8 +87,6 @@ pub(crate) struct Counters {
     pub(crate) recovery_actions: AtomicU64,
     pub(crate) reopens: AtomicU64,
     pub(crate) caller_wakeups: AtomicU64,
-    /// HEALTHY, FAILING (the writer holds data it cannot write) or EXITED.
-    pub(crate) writer_state: AtomicU8,
     pub(crate) last_error: Mutex<Option<Error>>,
     stderr_gate: Mutex<Option<Instant>>,
 }
@@ -88,7 +96,9 @@ impl Counters {
         Stats {
             records_written: self.records_written.load(Relaxed),
             internal_records: self.internal_records.load(Relaxed),
-            events_dropped: self.events_dropped.load(Relaxed),
+            events_dropped: self.events_dropped.load(Relaxed) + self.events_shed.load(Relaxed),
+            events_shed: self.events_shed.load(Relaxed),
+            blocked_nanos: self.blocked_nanos.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
             write_errors: self.write_errors.load(Relaxed),
             format_errors: self.format_errors.load(Relaxed),
@@ -96,6 +106,7 @@ impl Counters {
             queue_bytes_high_water: self.queue_bytes_high_water.load(Relaxed),
             fsyncs: self.fsyncs.load(Relaxed),
             rotations: self.rotations.load(Relaxed),
+            segments_unsynced: self.segments_unsynced.load(Relaxed),
             segments_compressed: self.segments_compressed.load(Relaxed),
             compression_failures: self.compression_failures.load(Relaxed),
             compression_backlog: self.compression_backlog.load(Relaxed),
@@ -130,6 +141,12 @@ impl Counters {
             *gate = Some(now);
             eprintln!("tracing-filesink: {err} (further errors are counted in stats(), reported at most once a minute)");
         }
+    }
+
+    /// A record of the sink's own written outside the writer's batches.
+    pub(crate) fn count_internal_record(&self) {
+        self.records_written.fetch_add(1, Relaxed);
+        self.internal_records.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn take_error(&self) -> Option<Error> {

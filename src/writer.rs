@@ -20,10 +20,11 @@ use tracing::Level;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::health::Health;
 use crate::queue::{Control, Msg, Queue};
 use crate::segment::finish::{Finisher, Job};
 use crate::segment::{self, Active};
-use crate::stats::{Counters, EXITED, FAILING, HEALTHY};
+use crate::stats::Counters;
 
 /// When the writer fsyncs the active file. Finalization (rotation) always fsyncs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,8 +71,14 @@ pub(crate) struct Writer {
     buf_records: u64,
     buf_internal: u64,
     buf_urgent: bool,
-    /// Drops already reported in the log.
+    /// Drops (not counting shed events) already reported in the log.
     drops_reported: u64,
+    /// Shed events already reported in the log.
+    shed_reported: u64,
+    /// Unsynced segments already reported in the log.
+    unsynced_reported: u64,
+    /// When the current outage (failing writes or opens) began.
+    outage_since: Option<Instant>,
     /// Data written since the last fsync.
     dirty: bool,
     dir_dirty: bool,
@@ -85,6 +92,12 @@ pub(crate) struct Writer {
     /// The advisory lock on `<stem>.log.lock`: held exactly as long as this thread may write,
     /// so another sink can take over once it has exited, and never before.
     _lock: Arc<std::fs::File>,
+    /// The lock taken again in a directory that was deleted and recreated.
+    relock: Option<std::fs::File>,
+    /// Data went into the active file since its identity was last checked.
+    unverified: bool,
+    /// The active file was found deleted after writes into it: the next flush says so.
+    lost: Option<Error>,
     /// Messages for the log that could not be written yet (recovery reports).
     pending_notes: Vec<(String, Vec<(&'static str, u64)>)>,
 }
@@ -131,6 +144,9 @@ impl Writer {
             buf_internal: 0,
             buf_urgent: false,
             drops_reported: 0,
+            shed_reported: 0,
+            unsynced_reported: 0,
+            outage_since: None,
             // An adopted active file's data may never have been synced (the previous run may
             // have crashed): finishing it must fsync it.
             dirty: adopted,
@@ -145,11 +161,18 @@ impl Writer {
             idle_naps: 0,
             pending_notes: notes,
             _lock: lock,
+            relock: None,
+            unverified: false,
+            lost: None,
         }
     }
 
     fn counters(&self) -> &Counters {
         &self.queue.counters
+    }
+
+    fn health(&self) -> &Health {
+        &self.queue.health
     }
 
     fn now(&self) -> SystemTime {
@@ -162,7 +185,7 @@ impl Writer {
         self.queue.max_bytes().max(BATCH_BYTES)
     }
 
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(&mut self) {
         self.queue.set_writer(std::thread::current());
         // A rotation asked for at startup, or owed since before it (a period that ended while
         // the sink was down). Rotating an empty file only moves the time anchor.
@@ -198,7 +221,10 @@ impl Writer {
                     Err(TryRecvError::Disconnected) => {
                         // Every sender is gone: the layer and the guard were dropped.
                         self.queue.release(freed);
-                        let _ = self.wind_down(Instant::now() + self.cfg.shutdown_timeout);
+                        let _ = self.wind_down(crate::queue::deadline_after(
+                            Instant::now(),
+                            self.cfg.shutdown_timeout,
+                        ));
                         self.exit();
                         return;
                     }
@@ -261,30 +287,118 @@ impl Writer {
             self.drops_reported = dropped;
             self.note(Level::WARN, "events dropped", &[("dropped", n)]);
         }
+        let unsynced = self.counters().segments_unsynced.load(Ordering::Relaxed);
+        if unsynced > self.unsynced_reported && self.buf.len() < self.buf_limit() {
+            let n = unsynced - self.unsynced_reported;
+            self.unsynced_reported = unsynced;
+            self.note(
+                Level::ERROR,
+                "fsync failed: segments kept under an .unsynced name, not known to be durable",
+                &[("segments", n)],
+            );
+        }
+        // Shed events: one record per outage, once writing has resumed.
+        let shed = self.counters().events_shed.load(Ordering::Relaxed);
+        if shed > self.shed_reported && self.failure.is_none() && self.active.is_some() {
+            let n = shed - self.shed_reported;
+            self.shed_reported = shed;
+            let outage_ms = self.outage_since.take().map_or(0, |t| {
+                u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+            });
+            self.note(
+                Level::WARN,
+                "events shed while the writer could not write",
+                &[("dropped", n), ("outage_ms", outage_ms)],
+            );
+        }
     }
 
     /// Hands the batch to the kernel. Returns true when nothing is left buffered.
+    ///
+    /// A batch built while the writer could not write may hold more than the size limit
+    /// allows: it is split at record boundaries and rotated between the parts.
     fn write_out(&mut self) -> bool {
-        if self.buf.is_empty() {
-            return true;
+        let mut split = true;
+        loop {
+            if !self.ready() {
+                return false;
+            }
+            let end = if split {
+                self.fitting_prefix()
+            } else {
+                self.buf.len()
+            };
+            if end > 0 && !self.write_prefix(end) {
+                return false;
+            }
+            if self.buf.is_empty() {
+                return true;
+            }
+            // The rest belongs to the next segment.
+            let sealed = self.finish_segment(true);
+            if self.active.is_none() {
+                return false;
+            }
+            if sealed.is_err() {
+                // Could not seal: keep everything in the current file rather than lose it.
+                split = false;
+            }
         }
+    }
+
+    /// How much of the batch fits into the active file before size rotation is due: all of
+    /// it normally (`append` rotates between records), less after an outage.
+    fn fitting_prefix(&self) -> usize {
+        let (Some(limit), Some(active)) = (self.cfg.rotation.size, self.active.as_ref()) else {
+            return self.buf.len();
+        };
+        if active.size.saturating_add(self.buf.len() as u64) <= limit {
+            return self.buf.len();
+        }
+        let room = usize::try_from(limit.saturating_sub(active.size)).unwrap_or(usize::MAX);
+        let room = room.min(self.buf.len());
+        match self.buf[..room].iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            // An oversized first record gets a segment of its own.
+            None if active.size == 0 => self
+                .buf
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.buf.len(), |i| i + 1),
+            None => 0,
+        }
+    }
+
+    /// True when the writer may write now: not waiting out a backoff, and with an open file
+    /// (reopened here after a failure).
+    fn ready(&mut self) -> bool {
         if let Some(f) = &self.failure {
             if Instant::now() < f.retry_at {
                 return false;
             }
         }
-        if self.active.is_none() && !self.reopen_after_failure() {
-            return false;
-        }
+        self.active.is_some() || self.open_fresh().is_ok()
+    }
+
+    /// Writes `buf[..end]` (whole records). Returns true when all of it was written.
+    fn write_prefix(&mut self, end: usize) -> bool {
         let Some(active) = self.active.as_mut() else {
             return false;
         };
+        let health = &self.queue.health;
         let mut written = 0;
         let result = loop {
-            if written == self.buf.len() {
+            if written == end {
                 break Ok(());
             }
-            match active.file.write(&self.buf[written..]) {
+            let started = health.call_begins();
+            let res = active.file.write(&self.buf[written..end]);
+            health.call_ends();
+            if health.was_stall(started) {
+                // A stalled write is an outage too: the shed report says how long it lasted.
+                self.outage_since.get_or_insert(started);
+            }
+            match res {
                 Ok(0) => break Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
                 Ok(n) => {
                     written += n;
@@ -296,13 +410,14 @@ impl Writer {
         };
         if written > 0 {
             self.dirty = true;
+            self.unverified = true;
             self.last_write = Some(Instant::now());
             self.counters()
                 .bytes_written
                 .fetch_add(written as u64, Ordering::Relaxed);
         }
         match result {
-            Ok(()) => {
+            Ok(()) if end == self.buf.len() => {
                 self.counters()
                     .records_written
                     .fetch_add(self.buf_records, Ordering::Relaxed);
@@ -312,15 +427,23 @@ impl Writer {
                 self.buf.clear();
                 self.buf_records = 0;
                 self.buf_internal = 0;
-                if self.failure.take().is_some() {
-                    self.counters()
-                        .writer_state
-                        .store(HEALTHY, Ordering::Release);
-                }
+                self.recovered();
                 let urgent = std::mem::take(&mut self.buf_urgent);
                 if urgent || self.cfg.fsync == Fsync::Always {
                     let _ = self.sync_active();
                 }
+                true
+            }
+            Ok(()) => {
+                // Part of a batch split for size rotation; its internal records are counted
+                // with the last part.
+                let lines = self.buf[..end].iter().filter(|&&b| b == b'\n').count() as u64;
+                self.counters()
+                    .records_written
+                    .fetch_add(lines, Ordering::Relaxed);
+                self.buf_records = self.buf_records.saturating_sub(lines);
+                self.buf.drain(..end);
+                self.recovered();
                 true
             }
             Err(e) => {
@@ -333,7 +456,10 @@ impl Writer {
                 if complete < written {
                     if let Some(a) = self.active.as_mut() {
                         let cut = (written - complete) as u64;
-                        if a.file.set_len(a.size - cut).is_ok() {
+                        health.call_begins();
+                        let res = a.file.set_len(a.size - cut);
+                        health.call_ends();
+                        if res.is_ok() {
                             a.size -= cut;
                             written = complete;
                         }
@@ -347,10 +473,21 @@ impl Writer {
                     .fetch_add(lines, Ordering::Relaxed);
                 self.buf_records = self.buf_records.saturating_sub(lines);
                 self.buf.drain(..written);
+                if written > 0 {
+                    self.health().progressed();
+                }
                 let path = self.cfg.active_path.clone();
                 self.fail(Error::io("write", &path, e));
                 false
             }
+        }
+    }
+
+    /// Data reached the kernel: the outage, if any, is over.
+    fn recovered(&mut self) {
+        self.health().progressed();
+        if self.failure.take().is_some() {
+            self.health().set_healthy();
         }
     }
 
@@ -367,13 +504,13 @@ impl Writer {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0) as u64;
         let jitter = Duration::from_nanos(nanos % (backoff.as_nanos() as u64 / 4 + 1));
+        let now = Instant::now();
+        self.outage_since.get_or_insert(now);
         self.failure = Some(Failure {
             backoff,
-            retry_at: Instant::now() + backoff + jitter,
+            retry_at: now + backoff + jitter,
         });
-        self.counters()
-            .writer_state
-            .store(FAILING, Ordering::Release);
+        self.health().set_failing();
     }
 
     /// fsync of the active file, and of the directory when its entries changed. A failed
@@ -387,8 +524,12 @@ impl Writer {
                 .unwrap_or_else(Error::shut_down));
         };
         if self.dirty {
+            self.queue.health.call_begins();
+            let res = active.file.sync();
+            self.queue.health.call_ends();
+            // Counted once made: a count read after it never runs ahead of the system call.
             self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = active.file.sync() {
+            if let Err(e) = res {
                 let err = Error::io("fsync", &self.cfg.active_path, e);
                 self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
                 self.counters().error(err.clone());
@@ -399,11 +540,11 @@ impl Writer {
             self.dirty = false;
         }
         if self.dir_dirty {
+            self.health().call_begins();
+            let res = self.cfg.fs.sync_dir(&self.cfg.dir);
+            self.health().call_ends();
             self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-            self.cfg
-                .fs
-                .sync_dir(&self.cfg.dir)
-                .map_err(|e| Error::io("fsync directory", &self.cfg.dir, e))?;
+            res.map_err(|e| Error::io("fsync directory", &self.cfg.dir, e))?;
             self.dir_dirty = false;
         }
         Ok(())
@@ -445,13 +586,17 @@ impl Writer {
         let now = self.now();
         // The segment is named after its start, even when the clock has since gone backwards.
         let opened = active.opened;
-        match segment::seal(&self.cfg, opened, &mut self.next_seq) {
+        self.health().call_begins();
+        let sealed = segment::seal(&self.cfg, opened, &mut self.next_seq);
+        self.health().call_ends();
+        match sealed {
             Ok((pending, fin)) => {
                 self.finisher.send(Job::Seal {
                     pending,
                     fin,
                     file: active.file,
                     sync: sync_first && was_dirty,
+                    unsynced: !sync_first,
                 });
             }
             Err(e) => {
@@ -464,17 +609,19 @@ impl Writer {
                 return Err(e);
             }
         }
-        match segment::create_active(&self.cfg, now) {
+        self.next_boundary = self.cfg.rotation.next_boundary(now, self.cfg.time_zone);
+        self.health().call_begins();
+        let created = segment::create_active(&self.cfg, now);
+        self.health().call_ends();
+        match created {
             Ok(a) => {
                 self.active = Some(a);
                 self.dir_dirty = true;
-                self.next_boundary = self.cfg.rotation.next_boundary(now, self.cfg.time_zone);
                 Ok(())
             }
             Err(e) => {
-                self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
-                self.counters().error(e.clone());
-                self.next_boundary = self.cfg.rotation.next_boundary(now, self.cfg.time_zone);
+                // Retried like a failed write: the next write reopens after the backoff.
+                self.fail(e.clone());
                 Err(e)
             }
         }
@@ -498,30 +645,44 @@ impl Writer {
         self.open_fresh()
     }
 
+    /// Opens `<stem>.log`, creating the directory if it is gone. A failure (a symlink planted
+    /// at the path, a full disk, EMFILE, a directory that cannot be recreated) is a failure of
+    /// the writer like a failed write: same backoff, same state, retried by the next write.
     fn open_fresh(&mut self) -> Result<(), Error> {
         let cfg = self.cfg.clone();
-        if let Err(e) = cfg.fs.create_dir_all(&cfg.dir, cfg.dir_mode) {
-            let err = Error::io("create directory", &cfg.dir, e);
-            self.counters().error(err.clone());
-            return Err(err);
-        }
         let now = self.now();
-        match segment::open_active(&cfg, now) {
-            Ok((a, _)) => {
+        self.health().call_begins();
+        let opened = cfg
+            .fs
+            .create_dir_all(&cfg.dir, cfg.dir_mode)
+            .map_err(|e| Error::io("create directory", &cfg.dir, e))
+            .and_then(|()| segment::open_active(&cfg, now));
+        self.health().call_ends();
+        // A directory deleted and recreated has no lock file: take the lock in it again, so
+        // that no other sink starts writing beside this one.
+        let lock_path = cfg.path(&segment::name::lock(&cfg.stem));
+        let opened = opened.and_then(|a| match cfg.fs.identity(&lock_path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.relock = Some(crate::guard::take_lock(&cfg)?);
+                Ok(a)
+            }
+            _ => Ok(a),
+        });
+        match opened {
+            Ok((a, _, reported)) => {
+                if reported {
+                    self.counters().count_internal_record();
+                }
                 self.active = Some(a);
                 self.dir_dirty = true;
                 self.counters().reopens.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
-                self.counters().error(e.clone());
+                self.fail(e.clone());
                 Err(e)
             }
         }
-    }
-
-    fn reopen_after_failure(&mut self) -> bool {
-        self.open_fresh().is_ok()
     }
 
     /// Time rotation, periodic fsync, and the check that `<stem>.log` is still our file.
@@ -541,16 +702,47 @@ impl Writer {
         }
     }
 
+    /// Is `<stem>.log` still the file being written? Moved away (logrotate): its data is
+    /// safe under the new name; reopen. Deleted (or its directory): whatever was written
+    /// into it since the last check is gone; reopen, and the next flush reports the loss.
     fn check_identity(&mut self) {
         let Some(active) = &self.active else {
             return;
         };
-        let moved = match self.cfg.fs.identity(&self.cfg.active_path) {
-            Ok(id) => id != active.identity,
-            Err(e) => e.kind() == io::ErrorKind::NotFound,
-        };
-        if moved {
-            let _ = self.reopen();
+        self.queue.health.call_begins();
+        let current = self.cfg.fs.identity(&self.cfg.active_path);
+        self.queue.health.call_ends();
+        match current {
+            Ok(id) if id == active.identity => self.unverified = false,
+            Ok(_) => {
+                self.unverified = false;
+                let _ = self.reopen();
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let lost = std::mem::take(&mut self.unverified);
+                // Nothing more goes into the unlinked file, not even the buffered batch.
+                self.active = None;
+                self.dirty = false;
+                if self.open_fresh().is_ok() && lost {
+                    self.note(
+                        Level::WARN,
+                        "the active file was deleted: events written to it are lost",
+                        &[],
+                    );
+                }
+                if lost {
+                    self.lost = Some(Error::io(
+                        "write",
+                        &self.cfg.active_path,
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            "the active file was deleted after events were written to it; \
+                             they are lost",
+                        ),
+                    ));
+                }
+            }
+            Err(_) => {}
         }
     }
 
@@ -598,11 +790,18 @@ impl Writer {
             Control::Flush { sync, ack } => {
                 // Drops counted before this flush are reported before it returns.
                 self.report_drops();
-                let written = self.write_out();
+                let mut written = self.write_out();
+                if written {
+                    // Never acknowledge events written into a file that is no longer there.
+                    self.check_identity();
+                    written = self.write_out();
+                }
                 if written && self.boundary_passed() {
                     let _ = self.rotate();
                 }
-                let res = if !written {
+                let res = if let Some(lost) = self.lost.take() {
+                    Err(lost)
+                } else if !written {
                     Err(self
                         .counters()
                         .peek_error()
@@ -681,12 +880,7 @@ impl Writer {
                         freed += self.queue.accounted(rec.len());
                         self.append(&rec, urgent, false);
                     }
-                    Ok(Msg::Control(Control::Flush { ack, .. }))
-                    | Ok(Msg::Control(Control::Rotate(ack)))
-                    | Ok(Msg::Control(Control::Reopen(ack)))
-                    | Ok(Msg::Control(Control::Shutdown { ack, .. })) => {
-                        let _ = ack.send(Err(Error::shut_down()));
-                    }
+                    Ok(Msg::Control(c)) => c.refuse(),
                     Err(_) => break,
                 }
             }
@@ -726,16 +920,70 @@ impl Writer {
 
     fn exit(&mut self) {
         self.count_unwritten();
-        self.counters()
-            .writer_state
-            .store(EXITED, Ordering::Release);
+        self.health().set_gone();
         // Callers blocked on a full channel see the state change on their next slice; anything
-        // they still manage to enqueue is counted as dropped by nobody, so refuse it now.
+        // they still managed to enqueue is dropped: count it, and say so in the log while the
+        // file can still be written.
+        self.refuse_queued();
+        if self.buf.is_empty() && self.failure.is_none() && self.active.is_some() {
+            self.report_drops();
+            if !self.buf.is_empty() && self.write_out() {
+                let _ = self.sync_active();
+            }
+            self.count_unwritten();
+        }
+        self.queue.wake_waiters();
+    }
+
+    /// Takes everything left in the channel without writing it: records count as dropped,
+    /// control messages are answered with an error.
+    fn refuse_queued(&mut self) {
         while let Ok(msg) = self.rx.try_recv() {
-            if let Msg::Record(rec, _) = msg {
-                self.queue.release(self.queue.accounted(rec.len()));
+            match msg {
+                Msg::Record(rec, _) => {
+                    self.queue.release(self.queue.accounted(rec.len()));
+                    self.counters()
+                        .events_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Msg::Control(c) => c.refuse(),
+            }
+        }
+    }
+
+    /// After a panic on this thread: mark the sink gone, release every waiter, count what was
+    /// not written, and say so in the log if the file still takes a write.
+    pub(crate) fn after_panic(&mut self) {
+        self.health().set_gone();
+        self.counters().error(Error::panicked("writer"));
+        let lost = self.buf_records.saturating_sub(self.buf_internal);
+        self.buf.clear();
+        self.buf_records = 0;
+        self.buf_internal = 0;
+        self.counters()
+            .events_dropped
+            .fetch_add(lost, Ordering::Relaxed);
+        self.refuse_queued();
+        self.queue.wake_waiters();
+        // One attempt, straight to the file: the writer's own state may be what panicked.
+        let dropped = self.counters().events_dropped.load(Ordering::Relaxed)
+            + self.counters().events_shed.load(Ordering::Relaxed);
+        let n = dropped.saturating_sub(self.drops_reported + self.shed_reported);
+        let mut rec = Vec::with_capacity(160);
+        self.cfg.formatter.internal_record(
+            &mut rec,
+            Level::ERROR,
+            "the writer thread panicked; events dropped",
+            &[("dropped", n)],
+        );
+        if let Some(a) = self.active.as_mut() {
+            if a.file.write_all(&rec).is_ok() {
+                self.drops_reported += n;
                 self.counters()
-                    .events_dropped
+                    .records_written
+                    .fetch_add(1, Ordering::Relaxed);
+                self.counters()
+                    .internal_records
                     .fetch_add(1, Ordering::Relaxed);
             }
         }

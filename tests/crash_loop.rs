@@ -1,8 +1,10 @@
 //! Crash loop: a child process logs sequence-numbered events from 4 threads with size
 //! rotation every 32 KiB and gzip, printing what each `flush()` acknowledged; the parent kills
 //! it with SIGKILL at a random moment, at least 200 times, restarting it on the same directory
-//! each time, then checks every guarantee over all files: no temp file, every `.gz` valid, no
-//! torn line, no duplicate, every acknowledged event present.
+//! each time, then checks every guarantee over all files: no temp, pending or unknown file
+//! after a clean restart, every `.gz` valid, no torn line, no duplicate, every acknowledged
+//! event present, each thread's events in order, and every torn tail seen after a kill
+//! reported by a recovery record of the next start.
 //!
 //! The child is this test binary re-executed on the ignored test `crash_loop_child`, which
 //! does nothing unless `CRASH_LOOP_DIR` is set. Seed: `CRASH_LOOP_SEED` replays a run.
@@ -124,6 +126,9 @@ fn crash_loop() {
     let mut killed = 0u64;
     let mut exited = 0u64;
     let mut run = 0u64;
+    // (run killed, bytes of the torn last line it left in the active file).
+    let mut torn: Vec<(u64, u64)> = Vec::new();
+    let mut torn_len: Option<(u64, usize)> = None;
     while killed < KILLS {
         run += 1;
         let delay = Duration::from_micros(rng.next() % MAX_DELAY_US);
@@ -185,6 +190,33 @@ fn crash_loop() {
                 "run {run}: the child failed on its own: {status:?}; output: {lines:?}"
             );
             killed += 1;
+            let active_path = dir.join("app.log");
+            let mut active = std::fs::read(&active_path).unwrap_or_default();
+            // A kill tears a line only when it lands inside a write(2); every tenth run also
+            // gets a torn tail planted, so the recovery report is checked every time.
+            if run.is_multiple_of(10) && active.ends_with(b"\n") {
+                use std::io::Write as _;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&active_path)
+                    .expect("open app.log");
+                f.write_all(b"{\"torn\":").expect("plant a torn tail");
+                active.extend_from_slice(b"{\"torn\":");
+            }
+            if !active.is_empty() && !active.ends_with(b"\n") {
+                // The same tear still there: the start in between was killed before it
+                // recovered anything; the next one reports it.
+                if torn_len == Some((run - 1, active.len())) {
+                    torn.pop();
+                }
+                torn_len = Some((run, active.len()));
+                let tail = active.len()
+                    - active
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |i| i + 1);
+                torn.push((run, tail as u64));
+            }
         }
         // The last complete acknowledgement of this run.
         if let Some(ack) = lines
@@ -220,22 +252,76 @@ fn crash_loop() {
             fault_support::listing(&dir)
         )
     });
+    // Nothing but this stem's active file, lock and finished segments is left.
+    for e in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            name == "app.log" || name == "app.log.lock" || fault_support::is_segment(STEM, &name),
+            "seed {seed}: {name} is left after a clean restart\nfiles:\n  {}",
+            fault_support::listing(&dir)
+        );
+    }
     let mut seen = HashSet::new();
     let mut events = 0u64;
+    // Per (run, thread): the last seq seen, in file order.
+    let mut last: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    // Runs with events in the log, and each torn-tail recovery record with the run whose
+    // start wrote it: the run of the next event in file order (the final restart's if none).
+    let mut runs_present = HashSet::new();
+    let mut trims: Vec<(u64, u64)> = Vec::new();
+    let mut unowned: Vec<u64> = Vec::new();
     for l in &lines {
         let f = &l.json["fields"];
         let (Some(r), Some(t), Some(s)) =
             (f["run"].as_u64(), f["thread"].as_u64(), f["seq"].as_u64())
         else {
-            continue; // the sink's own records (recovery, drops)
+            // The sink's own records (recovery, drops).
+            if f["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("trimmed a torn last line"))
+            {
+                unowned.push(f["trimmed_bytes"].as_u64().unwrap_or(0));
+            }
+            continue;
         };
+        trims.extend(unowned.drain(..).map(|b| (r, b)));
         events += 1;
         assert!(
             seen.insert((r, t, s)),
             "seed {seed}: event run {r} thread {t} seq {s} appears twice (in {})",
             l.file
         );
+        if let Some(prev) = last.insert((r, t), s) {
+            assert!(
+                prev < s,
+                "seed {seed}: run {r} thread {t}: seq {s} after seq {prev} (in {})",
+                l.file
+            );
+        }
+        runs_present.insert(r);
     }
+    trims.extend(unowned.drain(..).map(|b| (run + 1, b)));
+    // Every torn tail left by a kill is reported by the next start: its record comes before
+    // the events of the first later run that wrote any (or at the end, for the final
+    // restart). A start killed between the trim and its report could leave it unreported.
+    let mut unreported = 0;
+    let mut used = vec![false; trims.len()];
+    for &(r, bytes) in &torn {
+        let owner = (r + 1..=run)
+            .find(|n| runs_present.contains(n))
+            .unwrap_or(run + 1);
+        match (0..trims.len()).find(|&i| !used[i] && trims[i] == (owner, bytes)) {
+            Some(i) => used[i] = true,
+            None => unreported += 1,
+        }
+    }
+    assert_eq!(
+        unreported,
+        0,
+        "seed {seed}: {unreported} of {} torn tails left by kills were trimmed without a \
+         recovery record (torn: {torn:?}; trim records by the run after them: {trims:?})",
+        torn.len()
+    );
     let mut acked_total = 0u64;
     for (r, per_thread) in &acked {
         for (t, &n) in per_thread.iter().enumerate() {
@@ -256,7 +342,9 @@ fn crash_loop() {
         .count();
     println!(
         "crash_loop: {events} events in {segments} segments, {acked_total} acknowledged, all present; \
+         {} torn tails, each reported by a recovery record; \
          {recovered} recovery actions at the final restart; {:.1?} in all",
+        torn.len(),
         started.elapsed()
     );
 }

@@ -1,11 +1,10 @@
-//! A real full disk: a 1 MiB tmpfs (needs root; CI runs as root), filled while logging,
-//! then freed. Checks: no panic, write errors in stats and returned by flush, no torn line,
+//! A real full disk: a 1 MiB tmpfs (needs root: `#[ignore]`d, run as root by `.ci/run`),
+//! filled while logging, then freed. Checks: no panic, write errors in stats and returned by flush, no torn line,
 //! drops counted in stats and reported in-band with the same count, writing resumes by itself.
 
 mod fault_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use tracing_filesink::{FileSink, Overflow};
@@ -13,79 +12,18 @@ use tracing_subscriber::prelude::*;
 
 const STEM: &str = "app";
 
-/// Unmounts on drop, also when the test fails.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, size: &str) -> Result<Mount, String> {
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Mount(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-}
-
 /// The file ends with a complete line.
 fn ends_clean(path: &Path) -> bool {
     let data = std::fs::read(path).unwrap_or_default();
     data.is_empty() || data.ends_with(b"\n")
 }
 
-/// A fresh tmpfs of `size` at `<tempdir>/small`, or `None` after saying why it cannot be had
-/// (failing instead when `CI` is set). Keep all three alive for the test's duration.
-fn small_disk(test: &str, size: &str) -> Option<(tempfile::TempDir, PathBuf, Mount)> {
-    if !fault_support::is_root() {
-        fault_support::skip_or_fail(
-            test,
-            "needs root to mount a tmpfs (run as root, as CI does)",
-        );
-        return None;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("small");
-    std::fs::create_dir(&dir).expect("mkdir");
-    match Mount::tmpfs(&dir, size) {
-        Ok(m) => Some((tmp, dir, m)),
-        Err(why) => {
-            fault_support::skip_or_fail(test, &why);
-            None
-        }
-    }
-}
-
 #[test]
+#[ignore = "needs root (mounts a tmpfs)"]
 fn full_disk_then_space_returns() {
     // Small, but the space freed later must exceed what the writer holds while it cannot
     // write (up to max(queue_bytes, 256 KiB)), or it fills the disk again at once.
-    let Some((_tmp, dir, _mount)) = small_disk("full_disk_then_space_returns", "1m") else {
-        return;
-    };
+    let (_tmp, dir, _mount) = fault_support::tmpfs("1m");
     // A filler we can delete later to give the space back.
     let filler = dir.join("filler");
     std::fs::write(&filler, vec![0u8; 800 << 10]).expect("write filler");
@@ -201,10 +139,9 @@ fn full_disk_then_space_returns() {
 /// `Retention::min_free_bytes` keeps a small file system from filling: oldest segments go
 /// first, writing never fails, and what survives is the newest, gap-free run of events.
 #[test]
+#[ignore = "needs root (mounts a tmpfs)"]
 fn min_free_bytes_keeps_space() {
-    let Some((_tmp, dir, _mount)) = small_disk("min_free_bytes_keeps_space", "2m") else {
-        return;
-    };
+    let (_tmp, dir, _mount) = fault_support::tmpfs("2m");
     let (layer, guard) = FileSink::builder(&dir, STEM)
         .rotation(tracing_filesink::Rotation::size(64 << 10))
         .retention(tracing_filesink::Retention::keep_all().min_free_bytes(768 << 10))

@@ -292,3 +292,60 @@ fn files_are_0600_under_umask_000() {
     assert!(kinds.iter().any(|n| n == "app.log.lock"), "{kinds:?}");
     assert!(kinds.iter().any(|n| n.ends_with(".log.gz")), "{kinds:?}");
 }
+
+/// A flush never acknowledges events written into a deleted active file: either they reached
+/// the new file (the writer noticed the deletion first) or the flush returns an error and the
+/// loss is reported in the new file.
+#[test]
+fn flush_never_acknowledges_events_in_a_deleted_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (layer, guard) = FileSink::builder(dir, STEM).build().expect("build");
+    let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&sub, "before", 5);
+    guard.flush().expect("flush");
+    std::fs::remove_file(guard.active_path()).expect("delete the active file");
+    log(&sub, "unlinked", 5);
+    match guard.flush() {
+        Ok(()) => assert_eq!(
+            tagged_in_active(dir, "unlinked"),
+            5,
+            "flush acknowledged events that are not in the file"
+        ),
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+            let data = std::fs::read_to_string(guard.active_path()).expect("new active file");
+            assert!(
+                data.contains("the active file was deleted"),
+                "the loss is reported in the new file: {data}"
+            );
+        }
+    }
+    log(&sub, "after", 5);
+    guard.flush().expect("flush after the loss was reported");
+    assert_eq!(tagged_in_active(dir, "after"), 5);
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+}
+
+/// A log directory deleted and recreated by the writer gets the lock file again: a second
+/// sink on it is refused, as it would have been before.
+#[test]
+fn a_recreated_directory_is_locked_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    let (layer, guard) = FileSink::builder(&dir, STEM).build().expect("build");
+    let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&sub, "before", 5);
+    guard.flush().expect("flush");
+    std::fs::remove_dir_all(&dir).expect("remove the log directory");
+    guard.reopen().expect("reopen recreates the directory");
+    assert!(dir.join("app.log.lock").exists(), "the lock file is back");
+    let err = FileSink::builder(&dir, STEM)
+        .build()
+        .expect_err("a second sink on the recreated directory");
+    assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
+    log(&sub, "after", 5);
+    guard.flush().expect("flush");
+    assert_eq!(tagged_in_active(&dir, "after"), 5);
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+}

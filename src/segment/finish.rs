@@ -5,7 +5,10 @@
 //! of the sealed file, its rename to the final segment name (never replacing anything) and the
 //! fsync of the directory happen here, so a slow disk never stalls the writer (and, through a
 //! full queue, the callers). A file carries a final segment name only once its data is
-//! durable; a crash leaves at most `.pending` files, which startup recovery finishes.
+//! durable; a crash leaves at most `.pending` files, which startup recovery finishes. A
+//! segment whose fsync failed (here or on the writer) is never retried as if safe: it is
+//! renamed to its *unsynced* name (`<segment>.log.unsynced`) instead, and the writer reports
+//! it in the log.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,13 +24,14 @@ use crate::fs::FileHandle;
 use crate::queue::{Ack, Queue};
 
 pub(crate) enum Job {
-    /// Finish one sealed segment. `sync` is false when an fsync of this file already failed:
-    /// it is never retried as if the data were then safe.
+    /// Finish one sealed segment: fsync it when `sync`. `unsynced` when an fsync of this file
+    /// already failed: it is never retried as if the data were then safe.
     Seal {
         pending: PathBuf,
         fin: PathBuf,
         file: Box<dyn FileHandle>,
         sync: bool,
+        unsynced: bool,
     },
     /// Answer once every segment sealed before has been finished: `Ok`, or the sink's last
     /// error.
@@ -56,7 +60,15 @@ impl Finisher {
         let handle = std::thread::Builder::new()
             .name(format!("filesink-{}-finish", cfg.stem))
             .spawn(move || {
-                run(&cfg, &queue, notify.as_ref(), &rx, &count);
+                crate::health::mark_sink_thread();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(&cfg, &queue, notify.as_ref(), &rx, &count)
+                }));
+                if ran.is_err() {
+                    // Sealed segments left `.pending` are finished by the next start; every
+                    // flush waiting on this thread gets an error from now on.
+                    queue.counters.error(Error::panicked("finisher"));
+                }
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::io("spawn finisher thread", &dir, e))?;
@@ -123,8 +135,9 @@ fn run(
                 fin,
                 file,
                 sync,
+                unsynced,
             } => {
-                finish(cfg, c, pending, fin, file, sync, notify);
+                finish(cfg, c, pending, fin, file, (sync, unsynced), notify);
                 in_flight.fetch_sub(1, Ordering::SeqCst);
             }
         }
@@ -137,18 +150,33 @@ fn finish(
     pending: PathBuf,
     fin: PathBuf,
     mut file: Box<dyn FileHandle>,
-    sync: bool,
+    (sync, mut unsynced): (bool, bool),
     notify: Option<&Sender<()>>,
 ) {
-    if sync {
+    if sync && !unsynced {
+        let res = file.sync();
         c.fsyncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = file.sync() {
-            // Finished as it is; reported, never retried as if safe.
+        if let Err(e) = res {
+            // Never retried as if safe.
             c.write_errors.fetch_add(1, Ordering::Relaxed);
             c.error(Error::io("fsync", &pending, e));
+            unsynced = true;
         }
     }
     drop(file);
+    if unsynced {
+        let target = crate::segment::name::unsynced(&fin);
+        match cfg.fs.rename_noreplace(&pending, &target) {
+            Ok(()) => {
+                c.segments_unsynced.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                c.write_errors.fetch_add(1, Ordering::Relaxed);
+                c.error(Error::io("rename unsynced segment", &target, e));
+            }
+        }
+        return;
+    }
     if let Err(e) = cfg.fs.rename_noreplace(&pending, &fin) {
         // Left pending; the next start finishes it.
         c.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -156,8 +184,9 @@ fn finish(
         return;
     }
     c.rotations.fetch_add(1, Ordering::Relaxed);
+    let res = cfg.fs.sync_dir(&cfg.dir);
     c.fsyncs.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = cfg.fs.sync_dir(&cfg.dir) {
+    if let Err(e) = res {
         c.write_errors.fetch_add(1, Ordering::Relaxed);
         c.error(Error::io("fsync directory", &cfg.dir, e));
     }

@@ -47,9 +47,14 @@ pub(crate) fn check_active_path(path: &Path) -> Result<(), Error> {
     }
 }
 
+/// The record reporting a torn last line cut off the active file.
+pub(crate) const TRIM_NOTE: &str = "recovery: trimmed a torn last line of the active file";
+
 /// Opens (or creates) the active file for appending. A partial last line left by a crash is
-/// cut off; the number of bytes cut is returned.
-pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64), Error> {
+/// cut off and the cut reported at once by a record in the file (written before the fsync
+/// that makes the cut durable, so no crash can keep the cut and lose its report); returns
+/// the bytes cut and whether that record was written.
+pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64, bool), Error> {
     let path = &cfg.active_path;
     check_active_path(path)?;
     let mut file = cfg
@@ -60,6 +65,21 @@ pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64)
     let trimmed =
         trim_torn_tail(&mut *file, size).map_err(|e| Error::io("trim torn tail", path, e))?;
     size -= trimmed;
+    let mut reported = false;
+    if trimmed > 0 {
+        let mut rec = Vec::with_capacity(160);
+        cfg.formatter.internal_record(
+            &mut rec,
+            tracing::Level::WARN,
+            TRIM_NOTE,
+            &[("trimmed_bytes", trimmed)],
+        );
+        if file.write_all(&rec).is_ok() {
+            size += rec.len() as u64;
+            reported = true;
+        }
+        file.sync().map_err(|e| Error::io("fsync", path, e))?;
+    }
     let opened = if size == 0 {
         now
     } else {
@@ -74,6 +94,7 @@ pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64)
             identity,
         },
         trimmed,
+        reported,
     ))
 }
 
@@ -84,7 +105,7 @@ pub(crate) fn create_active(cfg: &Config, now: SystemTime) -> Result<Active, Err
         Ok(f) => f,
         // Someone (an operator, logrotate) created it meanwhile: append to theirs.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return open_active(cfg, now).map(|(a, _)| a);
+            return open_active(cfg, now).map(|(a, _, _)| a);
         }
         Err(e) => return Err(Error::io("create active file", path, e)),
     };
@@ -121,8 +142,8 @@ pub(crate) fn trim_torn_tail(file: &mut dyn FileHandle, size: u64) -> io::Result
         }
         end = start;
     };
+    // The caller fsyncs (after writing its report of the cut, for the active file).
     file.set_len(keep)?;
-    file.sync()?;
     Ok(size - keep)
 }
 
@@ -174,7 +195,12 @@ pub(crate) fn seal(
     let fs: &dyn Fs = &*cfg.fs;
     for _ in 0..1000 {
         let seq = *next_seq;
-        *next_seq += 1;
+        // A planted segment numbered u64::MAX leaves no number after it: refuse to seal
+        // (the writer keeps appending to the active file) rather than wrap around.
+        let Some(next) = seq.checked_add(1) else {
+            break;
+        };
+        *next_seq = next;
         let fin = cfg.path(&name::segment(&cfg.stem, seq, &label));
         let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
         let pending = cfg.path(&name::pending(&cfg.stem, seq, &label));
@@ -221,11 +247,18 @@ pub(crate) struct DirScan {
     /// Names of this stem's temp files.
     pub(crate) temps: Vec<String>,
     pub(crate) active: Option<crate::fs::Entry>,
+    /// The highest sequence number of an unsynced segment (its number is never reused).
+    pub(crate) unsynced_max: Option<u64>,
 }
 
 impl DirScan {
     pub(crate) fn next_seq(&self) -> u64 {
-        self.segments.keys().next_back().map_or(1, |s| s + 1)
+        self.segments
+            .keys()
+            .next_back()
+            .copied()
+            .max(self.unsynced_max)
+            .map_or(1, |s| s.saturating_add(1))
     }
 }
 
@@ -244,6 +277,8 @@ pub(crate) fn scan(cfg: &Config) -> Result<DirScan, Error> {
             out.active = Some(e);
         } else if name::is_temp(&cfg.stem, &e.name) {
             out.temps.push(e.name);
+        } else if let Some(seq) = name::parse_unsynced(&cfg.stem, &e.name) {
+            out.unsynced_max = out.unsynced_max.max(Some(seq));
         } else if let Some(n) = name::parse(&cfg.stem, &e.name) {
             let slot = out.segments.entry(n.seq).or_default();
             slot.label = n.label;

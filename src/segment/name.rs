@@ -8,6 +8,7 @@
 //! | finished segment | `app.0000000042.20261126T031448Z.log` |
 //! | compressed segment | `app.0000000042.20261126T031448Z.log.gz` |
 //! | sealed segment, not yet durable | `app.0000000042.20261126T031448Z.log.pending` |
+//! | segment whose fsync failed: never known durable | `app.0000000042.20261126T031448Z.log.unsynced` |
 //! | lock file | `app.log.lock` |
 //! | temp file (compression in progress) | `.app.<random>.tmp` |
 //!
@@ -84,6 +85,23 @@ pub(crate) fn compressed(stem: &str, seq: u64, label: &str) -> String {
 
 pub(crate) fn pending(stem: &str, seq: u64, label: &str) -> String {
     format!("{}.pending", segment(stem, seq, label))
+}
+
+/// A segment whose fsync failed: its data was handed to the kernel, but whether it reached
+/// the disk is unknown ("fsyncgate"), so it never gets a final name. Kept as it is, outside
+/// compression and retention, for the operator to inspect.
+pub(crate) fn unsynced(final_path: &std::path::Path) -> std::path::PathBuf {
+    let mut name = final_path.as_os_str().to_owned();
+    name.push(UNSYNCED_SUFFIX);
+    name.into()
+}
+
+const UNSYNCED_SUFFIX: &str = ".unsynced";
+
+/// The sequence number of an unsynced segment's name for `stem`.
+pub(crate) fn parse_unsynced(stem: &str, file_name: &str) -> Option<u64> {
+    let n = parse(stem, file_name.strip_suffix(UNSYNCED_SUFFIX)?)?;
+    (!n.compressed && !n.pending).then_some(n.seq)
 }
 
 #[cfg(test)]

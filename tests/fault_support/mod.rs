@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// One record read back: the file it came from and its JSON.
@@ -101,34 +102,46 @@ pub fn listing(dir: &Path) -> String {
     v.join("\n  ")
 }
 
-/// True when running in CI (env `CI` set and not empty/false).
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
+/// Unmounts on drop, also when the test fails.
+pub struct Mount(PathBuf);
 
-/// A test that cannot run here: in CI that is a failure; elsewhere a loud skip.
-/// Returns normally only when skipping is allowed.
-pub fn skip_or_fail(test: &str, why: &str) {
-    if in_ci() {
-        panic!("{test}: {why}, and CI is set: this test must run in CI");
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
     }
-    eprintln!();
-    eprintln!("################################################################");
-    eprintln!("SKIPPED: {test}: {why}");
-    eprintln!("################################################################");
-    eprintln!();
 }
 
-pub fn is_root() -> bool {
-    // The effective uid, from /proc (no unsafe libc call needed).
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
+/// A fresh tmpfs of `size` (for example `"1m"`) at `<tempdir>/small`: a real disk that
+/// fills. Needs root: tests using it are `#[ignore = "needs root ..."]`, and `.ci/run` runs
+/// them as root with `--include-ignored`. Keep all three alive for the test's duration.
+pub fn tmpfs(size: &str) -> (tempfile::TempDir, PathBuf, Mount) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("small");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let out = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0700"),
+            "tmpfs",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("run mount");
+    assert!(
+        out.status.success(),
+        "mount -t tmpfs failed (this test needs root): {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let mount = Mount(dir.clone());
+    (tmp, dir, mount)
 }
 
 /// Polls `cond` until it holds or `timeout` passes (the poll interval is not a
