@@ -121,17 +121,25 @@ impl Builder {
         self
     }
 
-    /// Most events waiting in the queue, at most 4,194,304 (its slots are allocated up front).
-    /// Default: 65,536.
+    /// Most events waiting in the queue, at most 4,194,304. Default: 65,536.
+    ///
+    /// Events travel in chunks: each logging thread fills its own chunk (up to 64 KiB, or
+    /// `queue_bytes / 8` if less) and hands it to the writer whole. The channel holds
+    /// `min(queue_capacity, queue_bytes / (2 × chunk size))` full chunks (512 by default,
+    /// allocated up front), each of at most `queue_capacity / that` events (128 by default),
+    /// so full chunks hold at most `queue_capacity` events; each thread's open chunk holds at
+    /// most as many again.
     pub fn queue_capacity(mut self, events: usize) -> Self {
         self.queue_capacity = events;
         self
     }
 
     /// Most bytes of formatted events waiting in the queue (a single larger event is still
-    /// accepted into an empty queue). Default: 64 MiB. Half of it bounds typical records
-    /// through the queue's capacity (no shared counter on the logging path), the other half
-    /// bounds large ones. The writer holds at most as much again while it cannot write.
+    /// accepted into an empty queue). Default: 64 MiB. Half of it bounds full chunks of
+    /// typical size through the channel's capacity (no shared counter on the logging path),
+    /// the other half bounds chunks holding large records. Each logging thread's open chunk
+    /// adds at most one chunk (64 KiB by default) plus one record. The writer holds at most
+    /// `max(queue_bytes, 256 KiB)` again while it cannot write.
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self

@@ -1,4 +1,5 @@
-//! The tracing `Layer`: format on the calling thread, enqueue, return.
+//! The tracing `Layer`: format on the calling thread, append to the thread's open chunk,
+//! return.
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -140,27 +141,25 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let urgent = self.urgent.is_some_and(|l| *event.metadata().level() <= l);
-        let record = BUF
+        let done = BUF
             .try_with(|cell| match cell.try_borrow_mut() {
                 Ok(mut buf) => {
                     self.format_into(&mut buf, event, &ctx);
-                    let record = buf.as_slice().to_vec();
+                    self.queue.log(&buf, urgent);
                     if buf.capacity() > KEEP_CAPACITY {
                         buf.clear();
                         buf.shrink_to(KEEP_CAPACITY / 16);
                     }
-                    Some(record)
+                    true
                 }
                 // Re-entered from a Debug impl that logs: format into a fresh buffer.
-                Err(_) => None,
+                Err(_) => false,
             })
-            .ok()
-            .flatten();
-        let record = record.unwrap_or_else(|| {
+            .unwrap_or(false);
+        if !done {
             let mut buf = Vec::with_capacity(256);
             self.format_into(&mut buf, event, &ctx);
-            buf
-        });
-        self.queue.push(record, urgent);
+            self.queue.log(&buf, urgent);
+        }
     }
 }

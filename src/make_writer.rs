@@ -79,6 +79,6 @@ impl Drop for RecordWriter<'_> {
             out
         };
         rec.push(b'\n');
-        self.queue.push(rec, false);
+        self.queue.log(&rec, false);
     }
 }

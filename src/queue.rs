@@ -1,13 +1,21 @@
 //! The bounded queue between the callers and the writer thread.
 //!
-//! Bounded twice: in events (the channel's capacity) and in bytes (an atomic count of the
-//! bytes waiting), so a burst of huge events cannot exhaust memory. The send path is
-//! crossbeam's lock-free array channel plus one atomic add; the writer thread is woken only
-//! when it has gone to sleep after a long idle spell, so a caller logging now and then never
-//! pays a futex call (see `writer.rs` for the other half of that protocol).
+//! A caller appends its formatted record to its own open chunk (its [`Slot`], one per thread
+//! and sink): one uncontended lock and a copy, no allocation, no shared cache line. A chunk
+//! that is full travels to the writer whole, through one bounded crossbeam channel that also
+//! carries the control messages (flush, rotate, shutdown); the writer also collects open
+//! chunks by itself, so an event never waits for its chunk to fill.
+//!
+//! Bounded twice: in chunks (the channel's capacity; with a number of records per chunk, the
+//! queue's capacity in events) and in bytes (an atomic count of the bytes of large chunks),
+//! so a burst of huge events cannot exhaust memory. On top of that, every logging thread
+//! holds at most one open chunk. The writer thread is woken only when it has gone to sleep
+//! after a long idle spell, so a caller logging now and then never pays a futex call (see
+//! `writer.rs` for the other half of that protocol).
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::cell::RefCell;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -39,12 +47,63 @@ pub enum Overflow {
     BlockFor(Duration),
 }
 
-/// Messages to the writer thread, in one FIFO so a flush marker follows every event sent
+/// Messages to the writer thread, in one FIFO so a flush marker follows every chunk sent
 /// before it.
 pub(crate) enum Msg {
-    /// A formatted record (one line, newline included) and whether its level asks for fsync.
-    Record(Vec<u8>, bool),
+    /// Whole records of one thread, in its order, and the slot they came from (`None` for a
+    /// record sent on its own, by a thread whose thread-locals are gone).
+    Chunk(Chunk, Option<Arc<Slot>>),
     Control(Control),
+}
+
+/// Formatted records (whole lines, newline included), in the order they were logged.
+#[derive(Debug, Default)]
+pub(crate) struct Chunk {
+    pub(crate) data: Vec<u8>,
+    pub(crate) records: u64,
+    /// A record's level asks for an fsync.
+    pub(crate) urgent: bool,
+}
+
+impl Chunk {
+    fn push(&mut self, record: &[u8], urgent: bool) {
+        self.data.extend_from_slice(record);
+        self.records += 1;
+        self.urgent |= urgent;
+    }
+}
+
+/// The open chunk of one thread for one sink. Only its thread appends to it; the writer takes
+/// it (swapping in an empty buffer) when it collects. Both hold the lock only for a copy or a
+/// swap, never while formatting or waiting, so it is uncontended in practice and the writer
+/// can take it with a plain `lock()`.
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    open: Mutex<Open>,
+    /// Chunks of this slot the writer has taken out of the channel. Written by the writer only.
+    pub(crate) received: AtomicU64,
+    /// Times the writer found this slot with no chunk of it in the channel. Writer only.
+    pub(crate) synced: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Open {
+    pub(crate) chunk: Chunk,
+    /// Chunks of this slot sent through the channel.
+    pub(crate) sent: u64,
+    /// The writer has exited: nothing appended now would ever be written.
+    pub(crate) closed: bool,
+}
+
+impl Slot {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once the writer has exited (its thread-locals may drop the slot).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
 }
 
 pub(crate) type Ack = Sender<Result<(), Error>>;
@@ -67,11 +126,15 @@ pub(crate) enum Control {
 impl Control {
     /// Answers a control message the writer will not carry out (it is exiting).
     pub(crate) fn refuse(self) {
+        self.answer(Err(Error::shut_down()));
+    }
+
+    pub(crate) fn answer(self, res: Result<(), Error>) {
         let (Control::Flush { ack, .. }
         | Control::Rotate(ack)
         | Control::Reopen(ack)
         | Control::Shutdown { ack, .. }) = self;
-        let _ = ack.send(Err(Error::shut_down()));
+        let _ = ack.send(res);
     }
 }
 
@@ -119,8 +182,24 @@ pub(crate) fn deadline_after(from: Instant, d: Duration) -> Instant {
 /// caller waits in front of a writer that is not healthy.
 const BLOCK_SLICE: Duration = Duration::from_millis(100);
 
+/// Most bytes of one chunk: large enough that a handover per chunk costs nothing per event,
+/// small enough to stay in the cache.
+pub(crate) const CHUNK_BYTES: usize = 64 * 1024;
+
 pub(crate) struct Queue {
     tx: Sender<Msg>,
+    /// Tells apart the sinks of one process in a thread's list of slots.
+    pub(crate) id: u64,
+    /// A chunk is full at this many bytes or `chunk_records` records.
+    chunk_bytes: usize,
+    chunk_records: u64,
+    /// Every slot of a live thread (and of a dead one until the writer has emptied it).
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// Set when a slot was added: the writer refreshes its copy of `slots`.
+    pub(crate) slots_changed: AtomicBool,
+    /// Emptied chunk buffers, for callers whose chunk leaves with the channel.
+    free_tx: Sender<Vec<u8>>,
+    free_rx: Receiver<Vec<u8>>,
     /// Bytes of *large* records in the channel (see [`Queue::accounted`]).
     bytes: AtomicUsize,
     max_bytes: usize,
@@ -153,20 +232,78 @@ impl std::fmt::Debug for Queue {
     }
 }
 
+thread_local! {
+    /// This thread's slot in each sink it has logged to (several sinks in one subscriber are
+    /// normal), looked up by the sink's queue id. Not borrowed while formatting, so an event
+    /// logged from inside a `Debug` impl still goes to the thread's slot, in order.
+    static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's slot for `queue`, registered on first use.
+#[inline]
+fn slot_for<'a>(slots: &'a mut Vec<(u64, Arc<Slot>)>, queue: &Queue) -> &'a Arc<Slot> {
+    let i = match slots.iter().position(|(id, _)| *id == queue.id) {
+        Some(i) => i,
+        None => register(slots, queue),
+    };
+    &slots[i].1
+}
+
+#[cold]
+fn register(slots: &mut Vec<(u64, Arc<Slot>)>, queue: &Queue) -> usize {
+    // Slots of sinks that have shut down are of no use any more.
+    slots.retain(|(_, s)| !s.is_closed());
+    slots.push((queue.id, queue.new_slot()));
+    slots.len() - 1
+}
+
 impl Queue {
+    /// Appends a formatted record to this thread's slot of this sink; a thread whose thread-locals are
+    /// being destroyed sends it on its own.
+    #[inline]
+    pub(crate) fn log(&self, record: &[u8], urgent: bool) {
+        let done = SLOTS
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut slots) => {
+                    let slot = slot_for(&mut slots, self);
+                    self.push(slot, record, urgent);
+                    true
+                }
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+        if !done {
+            self.push_alone(record.to_vec(), urgent);
+        }
+    }
+
     pub(crate) fn new(
         capacity: usize,
         max_bytes: usize,
         overflow: Overflow,
         stall_after: Duration,
     ) -> (Queue, Receiver<Msg>) {
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        // Half the byte budget in full chunks, as many chunks as events at most; the event
+        // capacity spread over them gives the records per chunk.
+        let chunk_bytes = CHUNK_BYTES.min((max_bytes / 8).max(1));
+        let chunks = (max_bytes / (2 * chunk_bytes)).clamp(1, capacity.max(1));
+        let chunk_records = (capacity / chunks).max(1) as u64;
+        let (tx, rx) = crossbeam_channel::bounded(chunks);
+        let (free_tx, free_rx) = crossbeam_channel::bounded(chunks.min(256));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         (
             Queue {
                 tx,
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                chunk_bytes,
+                chunk_records,
+                slots: Mutex::new(Vec::new()),
+                slots_changed: AtomicBool::new(false),
+                free_tx,
+                free_rx,
                 bytes: AtomicUsize::new(0),
                 max_bytes,
-                small_max: max_bytes / (2 * capacity.max(1)),
+                small_max: max_bytes / (2 * chunks),
                 large_budget: (max_bytes / 2).max(1),
                 overflow,
                 space_waiters: AtomicUsize::new(0),
@@ -216,10 +353,129 @@ impl Queue {
         };
     }
 
-    /// Enqueues one record according to the overflow policy. Never panics, never fails:
-    /// an event that cannot be queued is counted as dropped.
+    /// Appends one record to the calling thread's open chunk, according to the overflow
+    /// policy. Never panics, never fails: an event that cannot be queued is counted as
+    /// dropped. No allocation once the chunk's buffer has grown.
     #[inline]
-    pub(crate) fn push(&self, record: Vec<u8>, urgent: bool) {
+    pub(crate) fn push(&self, slot: &Arc<Slot>, record: &[u8], urgent: bool) {
+        if self.health.is_gone() {
+            self.dropped();
+            return;
+        }
+        let mut open = slot.lock();
+        if self.is_full(&open.chunk) {
+            // The writer has not collected it and the channel had no room last time.
+            if let Err(why) = self.hand_over(slot, &mut open) {
+                drop(open);
+                self.push_slow(slot, record, urgent, why);
+                return;
+            }
+        }
+        if open.closed {
+            drop(open);
+            self.dropped();
+            return;
+        }
+        open.chunk.push(record, urgent);
+        if self.is_full(&open.chunk) {
+            // No room now: the chunk stays where the writer collects it.
+            let _ = self.hand_over(slot, &mut open);
+        }
+        drop(open);
+        self.wake_if_sleeping();
+    }
+
+    /// A full chunk that could not be handed over: the overflow policy decides.
+    #[cold]
+    fn push_slow(&self, slot: &Arc<Slot>, record: &[u8], urgent: bool, why: GaveUp) {
+        let res = match (why, self.overflow) {
+            (GaveUp::Gone, _) => Err(GaveUp::Gone),
+            (_, Overflow::Drop) => Err(GaveUp::Deadline),
+            _ => self.wait_for_slot(slot),
+        };
+        match res {
+            Ok(mut open) if !open.closed => {
+                open.chunk.push(record, urgent);
+                drop(open);
+                self.wake_if_sleeping();
+            }
+            Ok(_) => self.dropped(),
+            Err(why) => self.gave_up(why),
+        }
+    }
+
+    #[inline]
+    fn is_full(&self, chunk: &Chunk) -> bool {
+        chunk.data.len() >= self.chunk_bytes || chunk.records >= self.chunk_records
+    }
+
+    /// Sends the slot's chunk to the writer if the channel (and the byte budget, for a large
+    /// chunk) has room, leaving an empty buffer in its place; never waits. Done under the
+    /// slot's lock, so the writer, which takes a slot's chunk only when none of its chunks is
+    /// in the channel, keeps each thread's records in order.
+    fn hand_over(&self, slot: &Arc<Slot>, open: &mut Open) -> Result<(), GaveUp> {
+        let len = self.accounted(open.chunk.data.len());
+        if len > 0 && !self.try_reserve(len, Ordering::Relaxed) {
+            return Err(GaveUp::Deadline);
+        }
+        let chunk = std::mem::replace(&mut open.chunk, self.spare());
+        match self.tx.try_send(Msg::Chunk(chunk, Some(slot.clone()))) {
+            Ok(()) => {
+                open.sent += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let why = match e {
+                    TrySendError::Full(_) => GaveUp::Deadline,
+                    TrySendError::Disconnected(_) => GaveUp::Gone,
+                };
+                if let Msg::Chunk(chunk, _) = e.into_inner() {
+                    let spare = std::mem::replace(&mut open.chunk, chunk);
+                    self.recycle(spare.data);
+                }
+                self.release(len);
+                Err(why)
+            }
+        }
+    }
+
+    /// Waits, under the caller's overflow policy, until the slot's chunk has room again
+    /// (handed over, or collected by the writer). Returns the slot locked.
+    #[cold]
+    fn wait_for_slot<'a>(&self, slot: &'a Arc<Slot>) -> Result<MutexGuard<'a, Open>, GaveUp> {
+        let started = Instant::now();
+        self.space_waiters.fetch_add(1, Ordering::SeqCst);
+        let mut locked = None;
+        let res = self.wait_sliced(self.caller_deadline(started), Patience::Caller, |slice| {
+            let guard = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut open = slot.lock();
+            if open.closed || !self.is_full(&open.chunk) {
+                locked = Some(open);
+                return Some(Ok(()));
+            }
+            match self.hand_over(slot, &mut open) {
+                Ok(()) => {
+                    locked = Some(open);
+                    return Some(Ok(()));
+                }
+                Err(GaveUp::Gone) => return Some(Err(GaveUp::Gone)),
+                Err(_) => {}
+            }
+            drop(open);
+            drop(
+                self.space
+                    .wait_timeout(guard, slice)
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+            None
+        });
+        self.space_waiters.fetch_sub(1, Ordering::SeqCst);
+        self.blocked_since(started);
+        res.and_then(|()| locked.ok_or(GaveUp::Gone))
+    }
+
+    /// Sends one record on its own (a thread whose thread-locals are already destroyed).
+    pub(crate) fn push_alone(&self, record: Vec<u8>, urgent: bool) {
         if self.health.is_gone() {
             self.dropped();
             return;
@@ -231,8 +487,12 @@ impl Queue {
                 return;
             }
         }
-        // Fast path for every policy: room in the channel, no clock read, no waiting.
-        let sent = match self.tx.try_send(Msg::Record(record, urgent)) {
+        let chunk = Chunk {
+            data: record,
+            records: 1,
+            urgent,
+        };
+        let sent = match self.tx.try_send(Msg::Chunk(chunk, None)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Disconnected(_)) => Err(GaveUp::Gone),
             Err(TrySendError::Full(msg)) => match self.overflow {
@@ -246,6 +506,57 @@ impl Queue {
             return;
         }
         self.wake_if_sleeping();
+    }
+
+    /// A new slot for the calling thread, known to the writer from now on.
+    #[cold]
+    pub(crate) fn new_slot(&self) -> Arc<Slot> {
+        let slot = Arc::new(Slot::default());
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(slot.clone());
+        self.slots_changed.store(true, Ordering::SeqCst);
+        slot
+    }
+
+    /// The writer's copy of the list of slots; slots of exited threads that the writer has
+    /// emptied (`gone`) leave the list.
+    pub(crate) fn slots(&self, gone: &[Arc<Slot>]) -> Vec<Arc<Slot>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if !gone.is_empty() {
+            slots.retain(|s| !gone.iter().any(|g| Arc::ptr_eq(s, g)));
+        }
+        slots.clone()
+    }
+
+    /// An empty chunk whose buffer holds a full chunk without growing: a recycled one, or a
+    /// new one when none is free.
+    pub(crate) fn spare(&self) -> Chunk {
+        Chunk {
+            data: self
+                .free_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(self.chunk_bytes + 1024)),
+            ..Chunk::default()
+        }
+    }
+
+    /// Gives an emptied chunk buffer back for reuse (a huge one is freed instead).
+    pub(crate) fn recycle(&self, mut data: Vec<u8>) {
+        if data.capacity() == 0 || data.capacity() > 4 * self.chunk_bytes.max(4096) {
+            return;
+        }
+        data.clear();
+        let _ = self.free_tx.try_send(data);
+    }
+
+    /// Tells callers waiting for their chunk to be taken that the writer took chunks.
+    pub(crate) fn notify_space(&self) {
+        if self.space_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.space.notify_all();
+        }
     }
 
     /// Takes `len` bytes of the byte budget. An event always fits into an empty queue, so a

@@ -1,9 +1,15 @@
 //! The writer thread: drain the queue, write batches into the active file, rotate,
 //! acknowledge flushes, survive I/O errors.
 //!
-//! Batching: everything available is copied into one buffer and handed to the kernel with one
-//! `write(2)` (more only past [`BATCH_BYTES`]), so under load each write carries tens or
-//! hundreds of KiB. When the queue is empty, whatever is buffered is written at once.
+//! Batching: every full chunk in the channel and every thread's open chunk is copied into one
+//! buffer and handed to the kernel with one `write(2)` (more only past [`BATCH_BYTES`]), so
+//! under load each write carries tens or hundreds of KiB. When nothing is waiting, whatever is
+//! buffered is written at once.
+//!
+//! Order: a thread's chunks reach the writer in the order it filled them, through the channel
+//! or collected from its slot. The writer collects a slot only while none of its chunks is in
+//! the channel (`sent == received`, read under the slot's lock, and a caller sends only under
+//! that lock), so an open chunk is never written before a full chunk filled earlier.
 //!
 //! Sleeping: after the queue goes empty the writer naps [`NAP`] at a time without asking to be
 //! woken, so callers logging every millisecond or so never pay a futex wake-up. Only after
@@ -21,7 +27,7 @@ use tracing::Level;
 use crate::config::Config;
 use crate::error::Error;
 use crate::health::Health;
-use crate::queue::{Control, Msg, Queue};
+use crate::queue::{Ack, Chunk, Control, Msg, Queue, Slot};
 use crate::segment::finish::{Finisher, Job};
 use crate::segment::{self, Active};
 use crate::stats::Counters;
@@ -100,6 +106,23 @@ pub(crate) struct Writer {
     lost: Option<Error>,
     /// Messages for the log that could not be written yet (recovery reports).
     pending_notes: Vec<(String, Vec<(&'static str, u64)>)>,
+    /// The writer's copy of the queue's slots.
+    slots: Vec<Arc<Slot>>,
+    /// Flushes, rotations and reopens waiting for chunks that were still in the channel
+    /// behind their marker.
+    pending: Vec<Pending>,
+}
+
+/// A flush (or rotation, or reopen: each applies to every event logged before it) whose
+/// marker was dequeued while some slots had chunks in the channel behind it: events logged
+/// before the call may be in those chunks, or still in the slot. Each such slot is done once
+/// the writer has received one more chunk of it than was sent at the marker (that chunk began
+/// with the slot's contents at the marker), or has found it with no chunk in the channel and
+/// collected it.
+struct Pending {
+    control: Control,
+    /// (slot, chunks it had sent at the marker, its `synced` count at the marker).
+    waiting: Vec<(Arc<Slot>, u64, u64)>,
 }
 
 struct Failure {
@@ -164,6 +187,8 @@ impl Writer {
             relock: None,
             unverified: false,
             lost: None,
+            slots: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -197,16 +222,16 @@ impl Writer {
         }
         loop {
             let mut progressed = false;
-            let depth = self.rx.len() as u64;
-            Counters::raise(&self.counters().queue_high_water, depth);
             let mut freed = 0usize;
             let mut drained = 0u64;
+            let mut records = 0u64;
             while self.buf.len() < self.buf_limit() {
                 match self.rx.try_recv() {
-                    Ok(Msg::Record(rec, urgent)) => {
-                        freed += self.queue.accounted(rec.len());
-                        drained += rec.len() as u64;
-                        self.append(&rec, urgent, false);
+                    Ok(Msg::Chunk(chunk, slot)) => {
+                        freed += self.queue.accounted(chunk.data.len());
+                        drained += chunk.data.len() as u64;
+                        records += chunk.records;
+                        self.received(chunk, slot.as_deref());
                         progressed = true;
                     }
                     Ok(Msg::Control(c)) => {
@@ -231,7 +256,16 @@ impl Writer {
                 }
             }
             self.queue.release(freed);
-            Counters::raise(&self.counters().queue_bytes_high_water, drained);
+            let (bytes, taken, _) = self.collect_slots(false, None);
+            if taken > 0 {
+                progressed = true;
+            }
+            if progressed {
+                self.queue.notify_space();
+            }
+            self.check_pending();
+            Counters::raise(&self.counters().queue_high_water, records + taken);
+            Counters::raise(&self.counters().queue_bytes_high_water, drained + bytes);
             self.report_drops();
             self.write_out();
             self.timers();
@@ -240,6 +274,98 @@ impl Writer {
             } else {
                 self.idle();
             }
+        }
+    }
+
+    /// A chunk out of the channel.
+    fn received(&mut self, chunk: Chunk, slot: Option<&Slot>) {
+        if let Some(slot) = slot {
+            slot.received.fetch_add(1, Ordering::Relaxed);
+        }
+        self.append_chunk(chunk);
+    }
+
+    /// Adds whole records to the batch. A batch that crosses the size limit is split at a
+    /// record boundary when it is written (`fitting_prefix`).
+    fn append_chunk(&mut self, chunk: Chunk) {
+        self.buf.extend_from_slice(&chunk.data);
+        self.buf_records += chunk.records;
+        self.buf_urgent |= chunk.urgent;
+        self.queue.recycle(chunk.data);
+        if self.buf.len() >= BATCH_BYTES {
+            self.write_out();
+        }
+    }
+
+    /// Takes the open chunk of every slot that has none in the channel (stopping at the
+    /// buffer limit unless `all`). With `waiting`, lists the slots that do have chunks in the
+    /// channel and some data. Returns the bytes and records taken, and whether any slot was
+    /// left with data.
+    fn collect_slots(
+        &mut self,
+        all: bool,
+        mut waiting: Option<&mut Vec<(Arc<Slot>, u64, u64)>>,
+    ) -> (u64, u64, bool) {
+        if self.queue.slots_changed.swap(false, Ordering::SeqCst) {
+            self.slots = self.queue.slots(&[]);
+        }
+        let (mut bytes, mut records, mut left) = (0u64, 0u64, false);
+        let mut gone = Vec::new();
+        for i in 0..self.slots.len() {
+            if !all && self.buf.len() >= self.buf_limit() {
+                left = true;
+                break;
+            }
+            let chunk = {
+                let slot = &self.slots[i];
+                let mut open = slot.lock();
+                let synced = slot.synced.load(Ordering::Relaxed);
+                if open.sent != slot.received.load(Ordering::Relaxed) {
+                    if let Some(w) = waiting.as_deref_mut() {
+                        w.push((slot.clone(), open.sent, synced));
+                    }
+                    left = true;
+                    continue;
+                }
+                slot.synced.store(synced + 1, Ordering::Relaxed);
+                if open.chunk.records == 0 {
+                    // Only this list and the queue's hold it: its thread has exited.
+                    if Arc::strong_count(slot) == 2 {
+                        gone.push(slot.clone());
+                    }
+                    continue;
+                }
+                std::mem::replace(&mut open.chunk, self.queue.spare())
+            };
+            bytes += chunk.data.len() as u64;
+            records += chunk.records;
+            self.append_chunk(chunk);
+        }
+        if !gone.is_empty() {
+            self.slots = self.queue.slots(&gone);
+        }
+        (bytes, records, left)
+    }
+
+    /// Carries out the waiting controls whose slots are all done, in order (all of them if the
+    /// writer cannot write: they report its error).
+    fn check_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let failing = self.failure.is_some();
+        for p in &mut self.pending {
+            p.waiting.retain(|(slot, sent, synced)| {
+                slot.received.load(Ordering::Relaxed) <= *sent
+                    && slot.synced.load(Ordering::Relaxed) == *synced
+            });
+        }
+        while let Some(p) = self.pending.first() {
+            if !p.waiting.is_empty() && !failing {
+                break;
+            }
+            let p = self.pending.remove(0);
+            self.carry_out(p.control);
         }
     }
 
@@ -763,7 +889,7 @@ impl Writer {
         // Deep sleep: announce it, then re-check the queue (pairs with the caller's fence).
         self.queue.sleeping.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if !self.rx.is_empty() {
+        if !self.rx.is_empty() || self.slots_hold_data() {
             self.queue.sleeping.store(false, Ordering::SeqCst);
             return;
         }
@@ -784,43 +910,43 @@ impl Writer {
         self.queue.sleeping.store(false, Ordering::SeqCst);
     }
 
+    /// True when a slot holds records or a new one was registered (the deep-sleep re-check).
+    fn slots_hold_data(&self) -> bool {
+        self.queue.slots_changed.load(Ordering::SeqCst)
+            || self.slots.iter().any(|s| s.lock().chunk.records > 0)
+    }
+
     /// Handles a control message; returns true when the writer must exit.
     fn control(&mut self, c: Control) -> bool {
-        match c {
-            Control::Flush { sync, ack } => {
-                // Drops counted before this flush are reported before it returns.
-                self.report_drops();
-                let mut written = self.write_out();
-                if written {
-                    // Never acknowledge events written into a file that is no longer there.
-                    self.check_identity();
-                    written = self.write_out();
-                }
-                if written && self.boundary_passed() {
-                    let _ = self.rotate();
-                }
-                let res = if let Some(lost) = self.lost.take() {
-                    Err(lost)
-                } else if !written {
-                    Err(self
-                        .counters()
-                        .peek_error()
-                        .unwrap_or_else(|| Error::timed_out("flush")))
-                } else {
-                    match if sync { self.sync_active() } else { Ok(()) } {
-                        // Segments sealed before this point must be finished too (durable,
-                        // under their final names): the finisher answers once they are.
-                        Ok(()) if self.finisher.busy() => {
-                            self.finisher.send(Job::Barrier(ack));
-                            return false;
-                        }
-                        Ok(()) => self.take_error(),
-                        Err(e) => Err(e),
-                    }
-                };
-                let _ = ack.send(res);
-                false
+        if let Control::Shutdown { deadline, ack } = c {
+            let res = self.wind_down(deadline);
+            // Everything queued has been written (or given up on): so has what the controls
+            // still waiting were waiting for.
+            for p in std::mem::take(&mut self.pending) {
+                p.control.answer(res.clone());
             }
+            let _ = ack.send(res);
+            return true;
+        }
+        // Every chunk sent before the marker is in the batch; now the open ones.
+        let mut waiting = Vec::new();
+        self.collect_slots(true, Some(&mut waiting));
+        if waiting.is_empty() && self.pending.is_empty() {
+            self.carry_out(c);
+        } else {
+            self.pending.push(Pending {
+                control: c,
+                waiting,
+            });
+            self.check_pending();
+        }
+        false
+    }
+
+    /// A flush, rotation or reopen, once everything logged before it is in the batch.
+    fn carry_out(&mut self, c: Control) {
+        match c {
+            Control::Flush { sync, ack } => self.finish_flush(sync, ack),
             Control::Rotate(ack) => {
                 // Answered once the segment is finished (durable, under its final name).
                 match self.rotate() {
@@ -829,19 +955,48 @@ impl Writer {
                         let _ = ack.send(Err(e));
                     }
                 }
-                false
             }
             Control::Reopen(ack) => {
                 let res = self.reopen();
                 let _ = ack.send(res);
-                false
             }
-            Control::Shutdown { deadline, ack } => {
-                let res = self.wind_down(deadline);
-                let _ = ack.send(res);
-                true
-            }
+            shutdown @ Control::Shutdown { .. } => shutdown.refuse(),
         }
+    }
+
+    /// Answers a flush once everything logged before it is in the batch.
+    fn finish_flush(&mut self, sync: bool, ack: Ack) {
+        // Drops counted before this flush are reported before it returns.
+        self.report_drops();
+        let mut written = self.write_out();
+        if written {
+            // Never acknowledge events written into a file that is no longer there.
+            self.check_identity();
+            written = self.write_out();
+        }
+        if written && self.boundary_passed() {
+            let _ = self.rotate();
+        }
+        let res = if let Some(lost) = self.lost.take() {
+            Err(lost)
+        } else if !written {
+            Err(self
+                .counters()
+                .peek_error()
+                .unwrap_or_else(|| Error::timed_out("flush")))
+        } else {
+            match if sync { self.sync_active() } else { Ok(()) } {
+                // Segments sealed before this point must be finished too (durable,
+                // under their final names): the finisher answers once they are.
+                Ok(()) if self.finisher.busy() => {
+                    self.finisher.send(Job::Barrier(ack));
+                    return;
+                }
+                Ok(()) => self.take_error(),
+                Err(e) => Err(e),
+            }
+        };
+        let _ = ack.send(res);
     }
 
     /// Writes everything still queued, syncs, and lets the finisher finish what was sealed,
@@ -876,18 +1031,20 @@ impl Writer {
             let mut freed = 0;
             while self.buf.len() < self.buf_limit() {
                 match self.rx.try_recv() {
-                    Ok(Msg::Record(rec, urgent)) => {
-                        freed += self.queue.accounted(rec.len());
-                        self.append(&rec, urgent, false);
+                    Ok(Msg::Chunk(chunk, slot)) => {
+                        freed += self.queue.accounted(chunk.data.len());
+                        self.received(chunk, slot.as_deref());
                     }
                     Ok(Msg::Control(c)) => c.refuse(),
                     Err(_) => break,
                 }
             }
             self.queue.release(freed);
+            let (_, _, left) = self.collect_slots(false, None);
+            self.queue.notify_space();
             self.report_drops();
             let done = self.write_out();
-            if done && self.rx.is_empty() {
+            if done && !left && self.rx.is_empty() {
                 return;
             }
             if Instant::now() >= deadline {
@@ -935,20 +1092,36 @@ impl Writer {
         self.queue.wake_waiters();
     }
 
-    /// Takes everything left in the channel without writing it: records count as dropped,
-    /// control messages are answered with an error.
+    /// Takes everything left in the channel and the slots without writing it: records count
+    /// as dropped, control messages are answered with an error, and the slots are closed (a
+    /// caller finds its slot closed and counts its event as dropped).
     fn refuse_queued(&mut self) {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                Msg::Record(rec, _) => {
-                    self.queue.release(self.queue.accounted(rec.len()));
+                Msg::Chunk(chunk, _) => {
+                    self.queue.release(self.queue.accounted(chunk.data.len()));
                     self.counters()
                         .events_dropped
-                        .fetch_add(1, Ordering::Relaxed);
+                        .fetch_add(chunk.records, Ordering::Relaxed);
                 }
                 Msg::Control(c) => c.refuse(),
             }
         }
+        self.slots = self.queue.slots(&[]);
+        for slot in &self.slots {
+            let mut open = slot.lock();
+            open.closed = true;
+            let chunk = std::mem::take(&mut open.chunk);
+            drop(open);
+            self.queue
+                .counters
+                .events_dropped
+                .fetch_add(chunk.records, Ordering::Relaxed);
+        }
+        for p in std::mem::take(&mut self.pending) {
+            p.control.refuse();
+        }
+        self.queue.notify_space();
     }
 
     /// After a panic on this thread: mark the sink gone, release every waiter, count what was

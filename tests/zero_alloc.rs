@@ -1,0 +1,92 @@
+//! Zero heap allocations per event in steady state: events whose fields are integers,
+//! floats, bools and `&str` are formatted and queued without touching the allocator. A
+//! counting global allocator (one per test binary, hence a file of its own) counts every
+//! allocation of the process, the writer thread's included, while 100,000 events are logged.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tracing_filesink::FileSink;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator, which upholds
+// `GlobalAlloc`'s contract; the counter is a plain atomic add.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `ptr` was allocated by `System` through this allocator with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` through this allocator with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const WARM_UP: u64 = 20_000;
+const EVENTS: u64 = 100_000;
+/// Allocations tolerated over the measured events, whatever their number: the writer's
+/// once-a-second check of the active file, a buffer that grows once more.
+const BUDGET: u64 = 64;
+
+fn log(from: u64, to: u64) {
+    for i in from..to {
+        tracing::info!(
+            id = i,
+            delta = -(i as i64),
+            ratio = i as f64 / 7.0,
+            even = i % 2 == 0,
+            user = "alice",
+            "request handled"
+        );
+    }
+}
+
+#[test]
+fn steady_state_logging_allocates_nothing_per_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, guard) = FileSink::builder(tmp.path(), "app").build().unwrap();
+    let dispatch = common::dispatch(layer);
+    let allocations = tracing::dispatcher::with_default(&dispatch, || {
+        log(0, WARM_UP);
+        guard.flush().unwrap();
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        log(WARM_UP, WARM_UP + EVENTS);
+        ALLOCATIONS.load(Ordering::SeqCst) - before
+    });
+    guard.flush().unwrap();
+    // The events were really logged, all of them, in order.
+    let bytes = std::fs::read(common::active(tmp.path(), "app")).unwrap();
+    let lines = common::lines(&bytes, "app.log");
+    assert_eq!(lines.len() as u64, WARM_UP + EVENTS);
+    for (i, line) in lines.iter().enumerate() {
+        let v = common::json(line);
+        assert_eq!(v["fields"]["id"], i as u64, "{line}");
+        assert_eq!(v["fields"]["user"], "alice", "{line}");
+    }
+    assert!(
+        allocations <= BUDGET,
+        "{allocations} allocations while logging {EVENTS} events (budget {BUDGET})"
+    );
+}
