@@ -381,8 +381,11 @@ impl Queue {
             // No room now: the chunk stays where the writer collects it.
             let _ = self.hand_over(slot, &mut open);
         }
+        let sleeping = self.sleeping.load(Ordering::Relaxed);
         drop(open);
-        self.wake_if_sleeping();
+        if sleeping {
+            self.wake_sleeper();
+        }
     }
 
     /// A full chunk that could not be handed over: the overflow policy decides.
@@ -396,8 +399,11 @@ impl Queue {
         match res {
             Ok(mut open) if !open.closed => {
                 open.chunk.push(record, urgent);
+                let sleeping = self.sleeping.load(Ordering::Relaxed);
                 drop(open);
-                self.wake_if_sleeping();
+                if sleeping {
+                    self.wake_sleeper();
+                }
             }
             Ok(_) => self.dropped(),
             Err(why) => self.gave_up(why),
@@ -759,9 +765,18 @@ impl Queue {
         self.space.notify_all();
     }
 
-    /// The caller's half of the sleep protocol: the SeqCst fence orders our enqueue before
-    /// the load of `sleeping`, pairing with the writer's fence between storing `sleeping`
-    /// and re-checking the channel. One of the two always sees the other.
+    /// The caller's half of the sleep protocol for a record sent on its own: the SeqCst fence
+    /// orders our enqueue before the load of `sleeping`, pairing with the writer's fence
+    /// between storing `sleeping` and re-checking the channel. One of the two always sees the
+    /// other.
+    ///
+    /// A record appended to a slot needs no fence: the caller loads `sleeping` while it holds
+    /// the slot's lock, and the writer, after storing `sleeping`, takes the list of slots'
+    /// lock and every slot's lock before it re-checks the slots and the channel. Whichever
+    /// takes a slot's lock second sees what the other did before: the writer sees the record
+    /// (or the chunk it completed, in the channel), or the caller sees `sleeping`. A slot
+    /// registered after the writer read the list was registered under the list's lock, after
+    /// the writer's store.
     #[inline]
     fn wake_if_sleeping(&self) {
         fence(Ordering::SeqCst);

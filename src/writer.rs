@@ -886,10 +886,11 @@ impl Writer {
             std::thread::park_timeout(NAP);
             return;
         }
-        // Deep sleep: announce it, then re-check the queue (pairs with the caller's fence).
+        // Deep sleep: announce it, then re-check the slots and the queue, in that order (see
+        // `Queue::wake_if_sleeping` for why no caller is missed).
         self.queue.sleeping.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if !self.rx.is_empty() || self.slots_hold_data() {
+        if self.slots_hold_data() || !self.rx.is_empty() {
             self.queue.sleeping.store(false, Ordering::SeqCst);
             return;
         }
@@ -910,10 +911,13 @@ impl Writer {
         self.queue.sleeping.store(false, Ordering::SeqCst);
     }
 
-    /// True when a slot holds records or a new one was registered (the deep-sleep re-check).
-    fn slots_hold_data(&self) -> bool {
-        self.queue.slots_changed.load(Ordering::SeqCst)
-            || self.slots.iter().any(|s| s.lock().chunk.records > 0)
+    /// True when a slot holds records (the deep-sleep re-check). Reads the list of slots
+    /// under its lock and takes every slot's lock: that is what orders the check after any
+    /// caller's append that did not see `sleeping`.
+    fn slots_hold_data(&mut self) -> bool {
+        self.queue.slots_changed.store(false, Ordering::SeqCst);
+        self.slots = self.queue.slots(&[]);
+        self.slots.iter().any(|s| s.lock().chunk.records > 0)
     }
 
     /// Handles a control message; returns true when the writer must exit.
