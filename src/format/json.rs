@@ -165,12 +165,65 @@ impl Visit for EventVisitor<'_> {
 }
 
 fn push_f64(out: &mut Vec<u8>, value: f64) {
+    if push_short_decimal(out, value) {
+        return;
+    }
     if value.is_finite() {
         out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
     } else {
         // serde_json writes non-finite floats as null.
         out.extend_from_slice(b"null");
     }
+}
+
+/// Writes `value` as ryu (and so serde_json and `fmt`) would, when it is the double nearest
+/// to a decimal of at most 9 integer digits and 3 decimals (a latency in milliseconds, a
+/// ratio, a price): a few integer operations instead of ryu's search. Returns false, writing
+/// nothing, for any other value.
+///
+/// Why the output is ryu's: `value` is the double nearest to `k / 1000` (the division is
+/// correctly rounded and `k` is exact), so that decimal reads back as `value`. It has at
+/// most 12 significant digits, and distinct decimals of at most 15 significant digits never
+/// round to the same double, so no shorter decimal reads back as `value`: it is the
+/// shortest, which is what ryu prints, in its plain notation (`3.25`, `0.001`, `7.0`) for
+/// magnitudes between 1e-3 and 1e9.
+#[inline]
+fn push_short_decimal(out: &mut Vec<u8>, value: f64) -> bool {
+    if !value.is_finite() || value.abs() >= 1e9 || value == 0.0 {
+        return false;
+    }
+    let scaled = value * 1000.0;
+    let k = scaled.round();
+    if k != scaled || k / 1000.0 != value {
+        return false;
+    }
+    // |k| < 1e12: exact in an i64.
+    let k = k as i64;
+    if k < 0 {
+        out.push(b'-');
+    }
+    let k = k.unsigned_abs();
+    let (int, frac) = (k / 1000, k % 1000);
+    out.extend_from_slice(itoa::Buffer::new().format(int).as_bytes());
+    out.push(b'.');
+    if frac == 0 {
+        out.push(b'0');
+    } else {
+        let digits = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let len = if frac % 100 == 0 {
+            1
+        } else if frac % 10 == 0 {
+            2
+        } else {
+            3
+        };
+        out.extend_from_slice(&digits[..len]);
+    }
+    true
 }
 
 /// Span fields, kept the way tracing-subscriber's `JsonVisitor` keeps them.
@@ -240,5 +293,72 @@ impl Visit for SpanVisitor<'_> {
         let _ = write!(JsonEscaper(&mut v), "{value:?}");
         v.push(b'"');
         self.insert(name, String::from_utf8(v).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_f64;
+    use proptest::prelude::*;
+
+    fn ours(v: f64) -> String {
+        let mut out = Vec::new();
+        push_f64(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn ryu(v: f64) -> String {
+        if v.is_finite() {
+            ryu::Buffer::new().format_finite(v).to_string()
+        } else {
+            "null".to_string()
+        }
+    }
+
+    #[test]
+    fn short_decimals_are_written_as_ryu_writes_them() {
+        for v in [
+            3.25,
+            0.001,
+            0.1,
+            0.2,
+            0.3,
+            7.0,
+            -7.5,
+            999_999_999.999,
+            1e9,
+            1e-4,
+            0.0,
+            -0.0,
+            12.5,
+            100.0,
+            0.125,
+            1.005,
+            2.675,
+            1234.567,
+            -0.001,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            assert_eq!(ours(v), ryu(v), "{v:e}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_double_is_written_as_ryu_writes_it(bits in any::<u64>()) {
+            let v = f64::from_bits(bits);
+            prop_assert_eq!(ours(v), ryu(v));
+        }
+
+        #[test]
+        fn decimals_near_three_places_are_written_as_ryu_writes_them(
+            k in -2_000_000_000_000i64..2_000_000_000_000,
+            div in prop::sample::select(vec![1.0, 10.0, 100.0, 1000.0, 10_000.0, 3.0, 7.0]),
+            nudge in -2i64..=2,
+        ) {
+            let v = f64::from_bits(((k as f64) / div).to_bits().wrapping_add(nudge as u64));
+            prop_assert_eq!(ours(v), ryu(v));
+        }
     }
 }
