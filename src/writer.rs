@@ -59,6 +59,9 @@ impl Fsync {
 
 /// Past this many buffered bytes the writer writes before draining more.
 pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+/// An open chunk this large is taken whole (its buffer swapped for an empty one) rather than
+/// copied out under its lock: a busy thread's lock is held for a swap, not a long copy.
+const SWAP_AT: usize = 8 * 1024;
 const NAP: Duration = Duration::from_millis(1);
 const DEEP_SLEEP_AFTER: u32 = 50;
 const DEEP_SLEEP_MAX: Duration = Duration::from_secs(1);
@@ -335,11 +338,29 @@ impl Writer {
                     }
                     continue;
                 }
-                std::mem::replace(&mut open.chunk, self.queue.spare())
+                bytes += open.chunk.data.len() as u64;
+                records += open.chunk.records;
+                if open.chunk.data.len() < SWAP_AT {
+                    // Copied out, so the slot keeps its own buffer, no larger than its thread
+                    // needs between two passes.
+                    self.buf.extend_from_slice(&open.chunk.data);
+                    self.buf_records += open.chunk.records;
+                    self.buf_urgent |= open.chunk.urgent;
+                    open.chunk.data.clear();
+                    open.chunk.records = 0;
+                    open.chunk.urgent = false;
+                    None
+                } else {
+                    Some(std::mem::replace(&mut open.chunk, self.queue.spare()))
+                }
             };
-            bytes += chunk.data.len() as u64;
-            records += chunk.records;
-            self.append_chunk(chunk);
+            match chunk {
+                Some(chunk) => self.append_chunk(chunk),
+                None if self.buf.len() >= BATCH_BYTES => {
+                    self.write_out();
+                }
+                None => {}
+            }
         }
         if !gone.is_empty() {
             self.slots = self.queue.slots(&gone);
