@@ -453,7 +453,8 @@ impl Queue {
         self.space_waiters.fetch_add(1, Ordering::SeqCst);
         let mut locked = None;
         let res = self.wait_sliced(self.caller_deadline(started), Patience::Caller, |slice| {
-            let guard = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
+            // Not under `space_lock`: a failed hand-over releases its byte reservation, which
+            // takes that lock.
             let mut open = slot.lock();
             if open.closed || !self.is_full(&open.chunk) {
                 locked = Some(open);
@@ -468,6 +469,12 @@ impl Queue {
                 Err(_) => {}
             }
             drop(open);
+            let guard = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
+            // The writer takes chunks before it notifies under `space_lock`: a chunk taken
+            // since the check above is seen here, a later one wakes the wait.
+            if !self.is_full(&slot.lock().chunk) {
+                return None;
+            }
             drop(
                 self.space
                     .wait_timeout(guard, slice)
