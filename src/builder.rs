@@ -139,7 +139,9 @@ impl Builder {
     /// typical size through the channel's capacity (no shared counter on the logging path),
     /// the other half bounds chunks holding large records. Each logging thread's open chunk
     /// adds at most one chunk (64 KiB by default) plus one record. The writer holds at most
-    /// `max(queue_bytes, 256 KiB)` again while it cannot write.
+    /// `max(queue_bytes, 256 KiB)` again while it cannot write. Chunk buffers are reused, not
+    /// freed: after a burst that filled the channel, about half of `queue_bytes` stays
+    /// allocated for the next one.
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self

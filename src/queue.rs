@@ -289,7 +289,10 @@ impl Queue {
         let chunks = (max_bytes / (2 * chunk_bytes)).clamp(1, capacity.max(1));
         let chunk_records = (capacity / chunks).max(1) as u64;
         let (tx, rx) = crossbeam_channel::bounded(chunks);
-        let (free_tx, free_rx) = crossbeam_channel::bounded(chunks.min(256));
+        // Room for every buffer that can be in flight (the channel's chunks, and some open
+        // chunks being handed over), so that a burst never frees buffers the next burst
+        // allocates again: the queue keeps the buffers of its busiest moment.
+        let (free_tx, free_rx) = crossbeam_channel::bounded(chunks + 64);
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         (
             Queue {
