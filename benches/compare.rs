@@ -881,17 +881,13 @@ fn write_svg(res: &Results, path: &Path) -> Result<bool, String> {
             .y_label_formatter(&|y| fmt_ns(*y))
             .draw()
             .map_err(e)?;
-        for (p, name) in ["p50", "p99", "p99.9"].iter().enumerate() {
+        for (p, color) in colors.iter().enumerate() {
             chart
                 .draw_series(rows.iter().enumerate().map(|(i, r)| {
                     let x = i as f64 - 0.36 + 0.24 * p as f64;
-                    Rectangle::new([(x, lo), (x + 0.22, r.1[p + 1])], colors[p].filled())
+                    Rectangle::new([(x, lo), (x + 0.22, r.1[p + 1])], color.filled())
                 }))
-                .map_err(e)?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colors[p].filled())
-                });
+                .map_err(e)?;
         }
         chart
             .draw_series(rows.iter().enumerate().map(|(i, r)| {
@@ -902,22 +898,16 @@ fn write_svg(res: &Results, path: &Path) -> Result<bool, String> {
                 )
             }))
             .map_err(e)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(e)
+        Ok(())
     };
     latency(
         &panels[1],
-        "Burst: caller latency per call (p50, p99, p99.9; log scale)",
+        "Burst: caller latency per call, log scale (p50 blue, p99 orange, p99.9 red)",
         &burst,
     )?;
     latency(
         &panels[2],
-        "Paced (sustained p, q; sparse sa, sd, sb): caller latency per call (log scale)",
+        "Paced: sustained p, q; sparse sa, sd, sb: caller latency (p50 blue, p99 orange, p99.9 red)",
         &paced,
     )?;
     root.present().map_err(e)?;
@@ -1553,7 +1543,7 @@ fn thread_and_id(line: &[u8], check: Check) -> Result<(u64, u64), String> {
     }
     let number = |keys: [&[u8]; 2]| {
         keys.iter().find_map(|k| {
-            let at = line.windows(k.len()).position(|w| w == *k)? + k.len();
+            let at = find(line, k)? + k.len();
             let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
             std::str::from_utf8(&line[at..at + digits])
                 .ok()?
@@ -1562,7 +1552,7 @@ fn thread_and_id(line: &[u8], check: Check) -> Result<(u64, u64), String> {
         })
     };
     match (
-        number([b"\"thread\":", b" thread="]),
+        number([b"thread\":", b" thread="]),
         number([b"\"id\":", b" id="]),
     ) {
         (Some(t), Some(id)) => Ok((t, id)),
@@ -1571,6 +1561,19 @@ fn thread_and_id(line: &[u8], check: Check) -> Result<(u64, u64), String> {
             String::from_utf8_lossy(line).trim_end()
         )),
     }
+}
+
+/// Where `needle` first occurs in `hay`: candidates by their first byte, then compared.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = hay[from..].iter().position(|&b| b == needle[0]) {
+        let at = from + p;
+        if hay[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Reads back every file of the stem, in write order (finished segments by sequence number,
