@@ -129,6 +129,7 @@ mod retain;
 mod rotate;
 mod segment;
 mod stats;
+mod sys;
 mod writer;
 
 pub use builder::{Builder, FileSink};
