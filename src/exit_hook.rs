@@ -7,8 +7,9 @@
 //! returning from `main` ends the same way once `main`'s locals are gone. One handler is
 //! registered per process; it flushes and fsyncs every live sink that opted in, waiting at most
 //! each sink's shutdown timeout. It cannot help with `abort()` (including `panic = "abort"`),
-//! `_exit`, or a fatal signal: nothing runs then. Nor on Windows, where `process::exit` ends
-//! every other thread, the writer included, before any exit handler could run.
+//! `_exit`, or a fatal signal: nothing runs then. Nor at `process::exit` on Windows, which ends
+//! every other thread, the writer included, and runs no handler; returning from `main` is
+//! covered there.
 
 use std::sync::{Mutex, Once, Weak};
 use std::time::Duration;
@@ -55,7 +56,7 @@ extern "C" fn flush_all() {
 /// Registers `queue` to be flushed when the process exits through `exit`.
 pub(crate) fn register(queue: Weak<Queue>, timeout: Duration) {
     REGISTER.call_once(|| {
-        // `false` on Windows, where nothing can flush at exit (see `crate::sys::at_exit`).
+        // On Windows it runs when `main` returns, not at `process::exit` (`crate::sys`).
         let _ = crate::sys::at_exit(flush_all);
     });
     if let Ok(mut s) = SINKS.lock() {

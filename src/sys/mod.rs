@@ -12,7 +12,7 @@
 //! | free space | `statvfs` | `statvfs` | `statvfs` | `GetDiskFreeSpaceExW` |
 //! | file identity | (`st_dev`, `st_ino`) | same | same | (volume serial, file index) |
 //! | lower the maintenance thread | `setpriority(gettid, 19)` | `PRIO_DARWIN_BG` (thread) | unchanged | `THREAD_PRIORITY_IDLE` |
-//! | run at `process::exit` | `atexit` | `atexit` | `atexit` | nothing (see [`at_exit`]) |
+//! | run at exit | `atexit` | `atexit` | `atexit` | `atexit`: returning from `main` only, not `process::exit` |
 //!
 //! On every platform a file is opened so that others may read, rename and delete it while the
 //! sink holds it (Windows: `FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE`, the

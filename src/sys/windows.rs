@@ -6,8 +6,9 @@
 //!   removed file's directory entry is as durable as NTFS's metadata journal makes it, with no
 //!   call to wait for it. `sync_dir` does nothing.
 //! - no file modes: `file_mode` and `dir_mode` are ignored; files inherit the directory's ACL.
-//! - no `atexit` that can flush: `ExitProcess` ends every other thread, the writer included,
-//!   before any exit handler runs, so `flush_on_exit` has no effect here.
+//! - `flush_on_exit` covers returning from `main` only: `std::process::exit` calls
+//!   `ExitProcess`, which ends every other thread, the writer included, and runs no `atexit`
+//!   handler.
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io;
@@ -185,11 +186,19 @@ pub(crate) fn lower_thread_priority() {
     }
 }
 
-/// Nothing is registered: `std::process::exit` calls `ExitProcess`, which terminates every
-/// other thread (the writer with them) before exit handlers run, so a flush from there could
-/// only wait for a writer that is gone. Returns `false`: the hook will not run.
-pub(crate) fn at_exit(_f: extern "C" fn()) -> bool {
-    false
+/// Registers `f` with the C runtime's `atexit`. It runs when `main` returns (the runtime
+/// calls `exit`, which runs the handlers while every thread still lives), but not at
+/// `std::process::exit`, which calls `ExitProcess`: that ends every other thread, the
+/// writer included, and runs no handler. Returns whether `f` was registered.
+pub(crate) fn at_exit(f: extern "C" fn()) -> bool {
+    extern "C" {
+        fn atexit(cb: extern "C" fn()) -> i32;
+    }
+    // SAFETY: `atexit` only stores the function pointer; the caller passes an `extern "C"`
+    // function without arguments that never unwinds, as `atexit` requires.
+    #[allow(unsafe_code)]
+    let rc = unsafe { atexit(f) };
+    rc == 0
 }
 
 /// Raw error codes the fault-injecting file system returns, as the system would.
