@@ -233,6 +233,10 @@ fn thread_names() -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "reads thread names from /proc/self/task (Linux)"
+)]
 fn shutdown_stops_the_compressor() {
     // A stem no other test uses: its threads are `filesink-zq` and `filesink-zq-maint`.
     let stem = "zq";
