@@ -132,3 +132,50 @@ fn rotation_never_replaces_a_file_at_the_next_name() {
     assert_eq!(two, 10, "{:?}", common::file_names(dir));
     guard.shutdown(Duration::from_secs(5)).expect("shutdown");
 }
+
+/// Windows only (share modes exist only there): a reader that opens the active file without
+/// `FILE_SHARE_DELETE` makes the rotation's rename fail with a sharing violation. That costs
+/// the rotation, never an event: the error is counted and reported by the next `flush()`,
+/// writing goes on in the same file, and once the reader lets go the next rotation succeeds.
+#[cfg(windows)]
+#[test]
+fn a_reader_refusing_delete_sharing_delays_rotation_and_loses_nothing() {
+    use std::os::windows::fs::OpenOptionsExt;
+    const FILE_SHARE_READ_WRITE: u32 = 1 | 2;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (layer, guard) = FileSink::builder(dir, STEM).build().expect("build");
+    let sub = common::dispatch(layer);
+    log(&sub, "before", 20);
+    guard.flush().expect("flush");
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(FILE_SHARE_READ_WRITE)
+        .open(common::active(dir, STEM))
+        .expect("a reader without delete sharing");
+
+    let refused = guard.rotate();
+    assert!(refused.is_err(), "the rename cannot succeed: {refused:?}");
+    assert_eq!(guard.stats().rotations, 0);
+    assert!(guard.stats().write_errors >= 1, "{:?}", guard.stats());
+    log(&sub, "during", 20);
+    // The next flush reports the failed rename once, like any error of the writer thread.
+    if let Err(e) = guard.flush() {
+        assert!(e.to_string().contains("rename"), "{e}");
+    }
+    guard.flush().expect("writing goes on");
+    let active = common::read_active(dir, STEM);
+    assert_eq!(tagged(&active, "active", "before"), 20);
+    assert_eq!(tagged(&active, "active", "during"), 20);
+    assert!(common::segments(dir, STEM).is_empty());
+
+    drop(reader);
+    guard.rotate().expect("rotation once the reader let go");
+    guard.sync().expect("sync");
+    let segs = common::segments(dir, STEM);
+    assert_eq!(segs.len(), 1, "{:?}", common::file_names(dir));
+    let seg = std::fs::read(dir.join(&segs[0].name)).expect("segment");
+    assert_eq!(tagged(&seg, &segs[0].name, "before"), 20);
+    assert_eq!(tagged(&seg, &segs[0].name, "during"), 20);
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+}
