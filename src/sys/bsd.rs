@@ -16,6 +16,11 @@ pub(crate) fn sync_data(f: &File) -> io::Result<()> {
     f.sync_data()
 }
 
+/// `fsync(2)`, for directories.
+pub(crate) fn sync_all(f: &File) -> io::Result<()> {
+    f.sync_all()
+}
+
 /// Left at the application's priority: `setpriority(PRIO_PROCESS)` would lower the whole
 /// process here, and FreeBSD's idle class (`rtprio_thread`) needs privileges by default.
 pub(crate) fn lower_thread_priority() {}

@@ -17,9 +17,14 @@ pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// `fdatasync(2)`: the data and the metadata needed to read it back (the size), not the
-/// timestamps. On a directory it is as good as `fsync`.
+/// timestamps.
 pub(crate) fn sync_data(f: &File) -> io::Result<()> {
     f.sync_data()
+}
+
+/// `fsync(2)`, for directories.
+pub(crate) fn sync_all(f: &File) -> io::Result<()> {
+    f.sync_all()
 }
 
 /// nice 19 for the calling thread only: on Linux `setpriority(PRIO_PROCESS, tid)` applies to

@@ -35,6 +35,11 @@ pub(crate) fn sync_data(f: &File) -> io::Result<()> {
     }
 }
 
+/// Directories get the same `F_FULLFSYNC`.
+pub(crate) fn sync_all(f: &File) -> io::Result<()> {
+    sync_data(f)
+}
+
 /// `setpriority(PRIO_DARWIN_THREAD, 0, PRIO_DARWIN_BG)`: the calling thread only, background
 /// CPU and I/O priority (a plain `setpriority(PRIO_PROCESS)` would lower the whole
 /// application). Best effort.

@@ -22,6 +22,7 @@ mod os;
 #[path = "bsd.rs"]
 mod os;
 
+use os::sync_all;
 pub(crate) use os::{lower_thread_priority, rename_noreplace, sync_data};
 
 /// Opens `path` with `opts`, creating it with `mode` (before the umask) when `opts` creates;
@@ -62,8 +63,7 @@ pub(crate) fn set_len(f: &File, len: u64) -> io::Result<()> {
 
 /// `fsync(2)` of a directory: renames, creations and removals in it become durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    let d = File::open(dir)?;
-    sync_data(&d)
+    sync_all(&File::open(dir)?)
 }
 
 pub(crate) fn file_identity(f: &File) -> io::Result<(u64, u64)> {
