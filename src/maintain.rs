@@ -51,11 +51,11 @@ impl Maintenance {
         let handle = std::thread::Builder::new()
             .name(format!("filesink-{}-maint", cfg.stem))
             .spawn(move || {
-                // Compression gets only the CPU the application leaves idle (nice 19): on a
-                // busy machine segments wait plain, counted as backlog, rather than slow
-                // logging. Retention runs between compressions, so it never waits for a
-                // whole backlog.
-                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                // Compression gets only the CPU the application leaves idle (nice 19 on
+                // Linux; each platform's equivalent is in `crate::sys`): on a busy machine
+                // segments wait plain, counted as backlog, rather than slow logging.
+                // Retention runs between compressions, so it never waits for a whole backlog.
+                crate::sys::lower_thread_priority();
                 crate::health::mark_sink_thread();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     run(&cfg, &queue, &rx, &barrier_rx, &s)

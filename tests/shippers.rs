@@ -4,6 +4,8 @@
 //!
 //! Needs `rsyslogd` (Debian package `rsyslog`), which `.ci/run` installs before running
 //! `cargo test --test shippers -- --ignored`.
+// Unix only: rsyslogd and the signals that stop it exist only there.
+#![cfg(unix)]
 
 mod common;
 
