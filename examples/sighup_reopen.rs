@@ -21,17 +21,27 @@
 //! Without the signal the sink still notices a moved or deleted file by itself (a cheap
 //! device/inode check, about once a second); SIGHUP makes the switch immediate. SIGINT or
 //! SIGTERM ends the example with a clean shutdown.
+//!
+//! Signals are a Unix matter: on Windows the example only says so. There a program calls
+//! `guard.reopen()` from whatever event its rotation tool gives it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+#[cfg(not(unix))]
+fn main() {
+    eprintln!("sighup_reopen: SIGHUP exists only on Unix");
+    std::process::exit(2);
+}
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-use tracing_filesink::FileSink;
-use tracing_subscriber::prelude::*;
-
+#[cfg(unix)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+    use tracing_filesink::FileSink;
+    use tracing_subscriber::prelude::*;
+
     let dir = std::env::args().nth(1).unwrap_or_else(|| "logs".into());
     let (layer, guard) = FileSink::builder(&dir, "app").build()?;
     tracing_subscriber::registry().with(layer).init();

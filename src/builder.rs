@@ -160,13 +160,15 @@ impl Builder {
     }
 
     /// Permission bits of every file the sink creates, applied exactly whatever the umask.
-    /// Default: `0o600`.
+    /// Default: `0o600`. Ignored on Windows, which has no modes (files inherit the
+    /// directory's ACL).
     pub fn file_mode(mut self, mode: u32) -> Self {
         self.file_mode = mode;
         self
     }
 
     /// Permission bits of the log directory when the sink creates it. Default: `0o700`.
+    /// Ignored on Windows.
     pub fn dir_mode(mut self, mode: u32) -> Self {
         self.dir_mode = mode;
         self
@@ -239,6 +241,8 @@ impl Builder {
     /// most the shutdown timeout. Nothing can flush on `abort()` (also `panic = "abort"`),
     /// `_exit` or a fatal signal. Default: `true`; `flush_on_exit(false)` leaves whatever is
     /// still queued at exit unwritten.
+    /// On Windows it covers returning from `main` but not `process::exit`, which ends the
+    /// writer thread without running exit handlers: call `shutdown()` before `exit` there.
     pub fn flush_on_exit(mut self, yes: bool) -> Self {
         self.flush_on_exit = yes;
         self

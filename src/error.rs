@@ -218,8 +218,8 @@ impl Error {
 }
 
 fn is_symlink_refusal(err: &io::Error) -> bool {
-    // open(2) with O_NOFOLLOW on a symlink fails with ELOOP.
-    err.raw_os_error() == Some(libc::ELOOP)
+    // O_NOFOLLOW's ELOOP on Unix; a refused reparse point on Windows.
+    crate::sys::is_symlink_refusal(err)
 }
 
 impl fmt::Debug for Error {
@@ -301,12 +301,8 @@ mod tests {
     }
 
     #[test]
-    fn eloop_is_symlink_kind() {
-        let e = Error::io(
-            "open",
-            Path::new("a"),
-            io::Error::from_raw_os_error(libc::ELOOP),
-        );
+    fn symlink_refusal_is_symlink_kind() {
+        let e = Error::io("open", Path::new("a"), crate::sys::symlink_refused());
         assert_eq!(e.kind(), ErrorKind::Symlink);
         let io: io::Error = e.into();
         assert_eq!(io.kind(), io::ErrorKind::InvalidInput);

@@ -7,7 +7,9 @@
 //! returning from `main` ends the same way once `main`'s locals are gone. One handler is
 //! registered per process; it flushes and fsyncs every live sink that opted in, waiting at most
 //! each sink's shutdown timeout. It cannot help with `abort()` (including `panic = "abort"`),
-//! `_exit`, or a fatal signal: nothing runs then.
+//! `_exit`, or a fatal signal: nothing runs then. Nor at `process::exit` on Windows, which ends
+//! every other thread, the writer included, and runs no handler; returning from `main` is
+//! covered there.
 
 use std::sync::{Mutex, Once, Weak};
 use std::time::Duration;
@@ -54,12 +56,8 @@ extern "C" fn flush_all() {
 /// Registers `queue` to be flushed when the process exits through `exit`.
 pub(crate) fn register(queue: Weak<Queue>, timeout: Duration) {
     REGISTER.call_once(|| {
-        // SAFETY: `atexit` only stores the function pointer; `flush_all` is an `extern "C"`
-        // function with no arguments that never unwinds, as `atexit` requires.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::atexit(flush_all);
-        }
+        // On Windows it runs when `main` returns, not at `process::exit` (`crate::sys`).
+        let _ = crate::sys::at_exit(flush_all);
     });
     if let Ok(mut s) = SINKS.lock() {
         s.retain(|(q, _)| q.strong_count() > 0);

@@ -115,9 +115,7 @@ fn dead() -> io::Error {
 }
 
 fn id_of(path: &Path) -> io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(path)?;
-    Ok((m.dev(), m.ino()))
+    crate::sys::path_identity(path)
 }
 
 enum Step<'a> {
@@ -434,7 +432,9 @@ impl Fs for FaultFs {
         self.run("remove", true, |st| {
             let m = std::fs::symlink_metadata(path)?;
             if m.is_dir() {
-                return Err(io::Error::from_raw_os_error(libc::EISDIR));
+                return Err(io::Error::from_raw_os_error(
+                    crate::sys::errno::IS_A_DIRECTORY,
+                ));
             }
             st.trash_seq += 1;
             let trash = self.0.trash.join(format!("{}", st.trash_seq));
@@ -863,13 +863,13 @@ mod tests {
 
     #[test]
     fn enospc_at_every_operation() {
-        let points = sweep(Fault::Fail(libc::ENOSPC));
+        let points = sweep(Fault::Fail(crate::sys::errno::DISK_FULL));
         eprintln!("ENOSPC: {points} failure points");
     }
 
     #[test]
     fn eio_at_every_operation() {
-        let points = sweep(Fault::Fail(libc::EIO));
+        let points = sweep(Fault::Fail(crate::sys::errno::IO));
         eprintln!("EIO: {points} failure points");
     }
 
@@ -1124,7 +1124,7 @@ mod outage_tests {
         let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
         let (dispatch, guard) = sink(&dir, &fs);
         tracing::dispatcher::with_default(&dispatch, || tracing::info!("in the first segment"));
-        fs.fail_next_fsync(libc::EIO);
+        fs.fail_next_fsync(crate::sys::errno::IO);
         let err = guard.rotate().expect_err("rotate reports the failed fsync");
         assert_eq!(err.kind(), ErrorKind::Io, "{err}");
         tracing::dispatcher::with_default(&dispatch, || tracing::info!("in the next segment"));

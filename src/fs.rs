@@ -2,17 +2,17 @@
 //!
 //! Every file operation of the writer, the compressor, retention and recovery goes through
 //! [`Fs`], so tests can inject a failure, or a "crash" that keeps only what was synced, at
-//! any single operation. The real implementation never follows a symbolic link
-//! (`O_NOFOLLOW`), creates files with an exact mode whatever the umask, and renames without
-//! replacing (`RENAME_NOREPLACE`).
+//! any single operation. The real implementation never follows a symbolic link (or, on
+//! Windows, any reparse point), creates files with an exact mode whatever the umask (Unix),
+//! and renames without replacing; how each platform does that is in `crate::sys`.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use crate::sys;
 
 /// What `read_dir` reports about one entry.
 #[derive(Debug, Clone)]
@@ -88,93 +88,53 @@ impl Write for RealFile {
 
 impl FileHandle for RealFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.0.read_at(buf, offset)
+        sys::read_at(&self.0, buf, offset)
     }
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        sys::sync_data(&self.0)
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        sys::set_len(&self.0, len)
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
     fn identity(&self) -> io::Result<(u64, u64)> {
-        let m = self.0.metadata()?;
-        Ok((m.dev(), m.ino()))
+        sys::file_identity(&self.0)
     }
-}
-
-fn nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
-}
-
-/// Opened files get exactly `mode`: `open(2)` applies the umask, so set it again.
-fn fix_mode(f: &File, mode: u32) -> io::Result<()> {
-    let m = f.metadata()?;
-    if m.permissions().mode() & 0o7777 != mode {
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
 }
 
 impl Fs for RealFs {
     fn open_append(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
-        let f = OpenOptions::new()
-            .append(true)
-            .read(true)
-            .create(true)
-            .mode(mode)
-            .custom_flags(nofollow())
-            .open(path)?;
+        let f = sys::open_nofollow(
+            OpenOptions::new().append(true).read(true).create(true),
+            path,
+            mode,
+        )?;
         if !f.metadata()?.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
-        fix_mode(&f, mode)?;
+        sys::set_mode(&f, mode)?;
         Ok(Box::new(RealFile(f)))
     }
 
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
-        let f = OpenOptions::new()
-            .append(true)
-            .read(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(nofollow())
-            .open(path)?;
-        fix_mode(&f, mode)?;
+        let f = sys::open_nofollow(
+            OpenOptions::new().append(true).read(true).create_new(true),
+            path,
+            mode,
+        )?;
+        sys::set_mode(&f, mode)?;
         Ok(Box::new(RealFile(f)))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
-        let f = OpenOptions::new()
-            .read(true)
-            .custom_flags(nofollow())
-            .open(path)?;
+        let f = sys::open_nofollow(OpenOptions::new().read(true), path, 0)?;
         Ok(Box::new(RealFile(f)))
     }
 
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
-        match rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            from,
-            rustix::fs::CWD,
-            to,
-            rustix::fs::RenameFlags::NOREPLACE,
-        ) {
-            Ok(()) => Ok(()),
-            // File systems without RENAME_NOREPLACE: link(2) refuses to replace, then unlink.
-            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
-                std::fs::hard_link(from, to)?;
-                if let Err(e) = std::fs::remove_file(from) {
-                    // Undo: one file must never carry two names that both look live.
-                    let _ = std::fs::remove_file(to);
-                    return Err(e);
-                }
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+        sys::rename_noreplace(from, to)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -182,7 +142,7 @@ impl Fs for RealFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        sys::sync_dir(dir)
     }
 
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<Entry>> {
@@ -207,13 +167,11 @@ impl Fs for RealFs {
     }
 
     fn identity(&self, path: &Path) -> io::Result<(u64, u64)> {
-        let m = std::fs::symlink_metadata(path)?;
-        Ok((m.dev(), m.ino()))
+        sys::path_identity(path)
     }
 
     fn free_bytes(&self, dir: &Path) -> io::Result<u64> {
-        let s = rustix::fs::statvfs(dir)?;
-        Ok(s.f_bavail.saturating_mul(s.f_frsize))
+        sys::free_bytes(dir)
     }
 
     fn create_dir_all(&self, dir: &Path, mode: u32) -> io::Result<()> {
@@ -225,9 +183,8 @@ impl Fs for RealFs {
                 std::fs::create_dir_all(parent)?;
             }
         }
-        match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        match sys::create_dir(dir, mode) {
             Ok(()) => {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
                 // The new directory's own entry must survive a power loss too.
                 match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                     Some(parent) => self.sync_dir(parent),
@@ -246,23 +203,19 @@ impl Fs for RealFs {
         mode: u32,
     ) -> io::Result<(PathBuf, Box<dyn FileHandle>)> {
         let (prefix, suffix) = crate::segment::name::temp_affixes(stem);
-        let tmp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(suffix)
-            .rand_bytes(12)
-            .permissions(std::fs::Permissions::from_mode(mode))
-            .tempfile_in(dir)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(suffix).rand_bytes(12);
+        if let Some(p) = sys::temp_permissions(mode) {
+            builder.permissions(p);
+        }
+        let tmp = builder.tempfile_in(dir)?;
         // The sink manages the file's life itself (rename into place, or remove on failure).
         let (file, path) = tmp.keep().map_err(|e| e.error)?;
-        fix_mode(&file, mode)?;
+        sys::set_mode(&file, mode)?;
         Ok((path, Box::new(RealFile(file))))
     }
 
     fn set_modified(&self, path: &Path, t: SystemTime) -> io::Result<()> {
-        OpenOptions::new()
-            .write(true)
-            .custom_flags(nofollow())
-            .open(path)?
-            .set_modified(t)
+        sys::open_nofollow(OpenOptions::new().write(true), path, 0)?.set_modified(t)
     }
 }

@@ -134,16 +134,16 @@ pub(crate) fn take_lock(cfg: &Config) -> Result<File, Error> {
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(Error::symlink(&path));
     }
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(cfg.file_mode)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&path)
-        .map_err(|e| Error::io("open lock file", &path, e))?;
+    let file = crate::sys::open_nofollow(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        &path,
+        cfg.file_mode,
+    )
+    .map_err(|e| Error::io("open lock file", &path, e))?;
     // A process forking in another thread holds a copy of a just-closed lock descriptor until
     // its exec; such a holder lets go within milliseconds, another sink never does.
     let mut attempts = 0;
@@ -160,13 +160,7 @@ pub(crate) fn take_lock(cfg: &Config) -> Result<File, Error> {
         Ok(()) => {
             // open(2) applied the umask; give the lock file the exact mode like every other
             // file. Best effort: a lock file owned by someone else still locks.
-            use std::os::unix::fs::PermissionsExt;
-            if file
-                .metadata()
-                .is_ok_and(|m| m.permissions().mode() & 0o7777 != cfg.file_mode)
-            {
-                let _ = file.set_permissions(std::fs::Permissions::from_mode(cfg.file_mode));
-            }
+            let _ = crate::sys::set_mode(&file, cfg.file_mode);
             Ok(file)
         }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::locked(&path)),

@@ -90,6 +90,15 @@
 //! from a shell: `cat`, `follow`, `verify`, `stats`. `docs/shipping.md` configures log
 //! shippers.
 //!
+//! # Platforms
+//!
+//! Linux, macOS, FreeBSD and the other BSDs, and Windows, with the same API. Each system's own
+//! calls keep the guarantees (no-replace rename, durable sync: `F_FULLFSYNC` on macOS,
+//! `FlushFileBuffers` on Windows). What Windows cannot give is said, not pretended: a
+//! directory cannot be fsynced there, files have no modes (`file_mode` is ignored), and
+//! `flush_on_exit` covers returning from `main` but not `process::exit`.
+//! `docs/guarantees.md` has a column per platform.
+//!
 //! # Features
 //!
 //! - `test-util`: exposes `ManualClock` and `Builder::clock`, the seam
@@ -129,6 +138,7 @@ mod retain;
 mod rotate;
 mod segment;
 mod stats;
+mod sys;
 mod writer;
 
 pub use builder::{Builder, FileSink};

@@ -51,11 +51,11 @@ impl Maintenance {
         let handle = std::thread::Builder::new()
             .name(format!("filesink-{}-maint", cfg.stem))
             .spawn(move || {
-                // Compression gets only the CPU the application leaves idle (nice 19): on a
-                // busy machine segments wait plain, counted as backlog, rather than slow
-                // logging. Retention runs between compressions, so it never waits for a
-                // whole backlog.
-                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                // Compression gets only the CPU the application leaves idle (nice 19 on
+                // Linux; each platform's equivalent is in `crate::sys`): on a busy machine
+                // segments wait plain, counted as backlog, rather than slow logging.
+                // Retention runs between compressions, so it never waits for a whole backlog.
+                crate::sys::lower_thread_priority();
                 crate::health::mark_sink_thread();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     run(&cfg, &queue, &rx, &barrier_rx, &s)
@@ -153,7 +153,14 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             }
         }
     }
-    if cfg.compression.is_on() {
+    if !cfg.compression.is_on() {
+        return;
+    }
+    // One segment per scan: segments finished while this pass compresses are seen (and
+    // counted as backlog) at once, not at the next pass.
+    let mut failed = std::collections::BTreeSet::new();
+    let mut scan = scan;
+    loop {
         // The newest `compress_after` finished segments stay plain.
         let total = scan.segments.values().filter(|s| s.is_finished()).count();
         let due: Vec<(u64, String)> = scan
@@ -164,36 +171,46 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             .filter(|(_, s)| s.plain.is_some() && s.gz.is_none())
             .map(|(seq, s)| (*seq, s.label.clone()))
             .collect();
-        let mut left = due.len() as u64;
-        c.compression_backlog.store(left, Ordering::Relaxed);
-        for (seq, label) in due {
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let plain = cfg.path(&name::segment(&cfg.stem, seq, &label));
-            let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
-            // Retention, run between compressions, may have deleted it meanwhile.
-            if cfg.fs.identity(&plain).is_ok() {
-                let pacer = Pacer::new(c, stop);
-                match crate::compress::compress(cfg, &plain, &gz, stop, &|| pacer.pace()) {
-                    Ok(()) => {
-                        c.segments_compressed.fetch_add(1, Ordering::Relaxed);
+        c.compression_backlog
+            .store(due.len() as u64, Ordering::Relaxed);
+        // A segment that failed in this pass waits for the next one (a poke or the idle pass).
+        let Some((seq, label)) = due.into_iter().find(|(seq, _)| !failed.contains(seq)) else {
+            return;
+        };
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let plain = cfg.path(&name::segment(&cfg.stem, seq, &label));
+        let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
+        // Retention, run between compressions, may have deleted it meanwhile.
+        if cfg.fs.identity(&plain).is_ok() {
+            let pacer = Pacer::new(c, stop);
+            match crate::compress::compress(cfg, &plain, &gz, stop, &|| pacer.pace()) {
+                Ok(()) => {
+                    c.segments_compressed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
                     }
-                    Err(e) => {
-                        if stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        c.compression_failures.fetch_add(1, Ordering::Relaxed);
-                        c.report(&e);
-                    }
+                    failed.insert(seq);
+                    c.compression_failures.fetch_add(1, Ordering::Relaxed);
+                    c.report(&e);
                 }
             }
-            left -= 1;
-            c.compression_backlog.store(left, Ordering::Relaxed);
-            // Compression at nice 19 can take long on a busy machine; deletions due
-            // meanwhile must not wait for the whole backlog.
-            retain_pass(cfg, queue, stop);
+        } else {
+            failed.insert(seq);
         }
+        // Compression at nice 19 can take long on a busy machine; deletions due
+        // meanwhile must not wait for the whole backlog.
+        retain_pass(cfg, queue, stop);
+        scan = match segment::scan(cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                c.report(&e);
+                return;
+            }
+        };
     }
 }
 

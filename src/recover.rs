@@ -4,8 +4,9 @@
 //! - a segment present both plain and compressed (a crash between the rename of the `.gz` and
 //!   the removal of its source) keeps the `.gz` if it verifies against the plain file, else the
 //!   `.gz` is removed and the segment compressed again;
-//! - an active file that is also a segment's name (the link-then-unlink rename fallback cut
-//!   short) is released from the active name;
+//! - an active file that is also a segment's name, or a pending name that is also its final
+//!   name (the link-then-unlink rename of the BSDs, or of file systems without
+//!   `RENAME_NOREPLACE`, cut short), is released from the earlier name;
 //! - a sealed segment whose finishing was cut short (`.log.pending`) gets its torn tail
 //!   trimmed (possible only after a power loss), is fsynced and renamed to its final name;
 //! - a partial last line of the active file is trimmed (in `segment::open_active`).
@@ -71,6 +72,23 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
                     }
                 }
             }
+        }
+    }
+    for (seq, seg) in &scan.segments {
+        if seg.pending.is_none() || seg.plain.is_none() {
+            continue;
+        }
+        // The link-then-unlink rename cut short: the final name is in place, the pending name
+        // still points at the same file.
+        let pending = cfg.path(&name::pending(&cfg.stem, *seq, &seg.label));
+        let fin = cfg.path(&name::segment(&cfg.stem, *seq, &seg.label));
+        if fs
+            .identity(&pending)
+            .is_ok_and(|id| fs.identity(&fin).ok() == Some(id))
+        {
+            fs.remove(&pending)
+                .map_err(|e| Error::io("release pending name", &pending, e))?;
+            links_released += 1;
         }
     }
     let mut pending_finished = 0u64;

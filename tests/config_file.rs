@@ -3,7 +3,8 @@
 //! refused with an error naming the key and quoting the value.
 #![cfg(feature = "serde")]
 
-use std::os::unix::fs::PermissionsExt;
+mod platform_support;
+
 use std::time::Duration;
 
 use tracing_filesink::{
@@ -73,9 +74,8 @@ fn every_setting_reads_from_toml() {
 
     // The builder gets them: the directory and the file have the configured modes.
     let (_layer, guard) = c.builder().build().unwrap();
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&dir), 0o750);
-    assert_eq!(mode(guard.active_path()), 0o640);
+    platform_support::assert_mode(&dir, 0o750, "dir_mode");
+    platform_support::assert_mode(guard.active_path(), 0o640, "file_mode");
     guard.shutdown(Duration::from_secs(5)).unwrap();
 }
 
@@ -86,11 +86,7 @@ fn settings_left_out_keep_the_defaults() {
         toml::from_str(&format!("dir = {:?}\nstem = \"app\"\n", tmp.path())).unwrap();
     assert_eq!(c.rotation, None);
     let (_layer, guard) = c.builder().build().unwrap();
-    let mode = std::fs::metadata(guard.active_path())
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
+    platform_support::assert_mode(guard.active_path(), 0o600, "the default file mode");
 }
 
 /// Each bad value is refused; the message names the key and quotes the value.

@@ -3,8 +3,6 @@
 //! message saying what to write instead, and the README's recipe for a log shipper running
 //! as another user works.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-
 use tracing_filesink::{Builder, Compression, ErrorKind, FileSink, Retention};
 
 fn refused(b: Builder, setting: &str) -> String {
@@ -18,6 +16,8 @@ fn refused(b: Builder, setting: &str) -> String {
 /// `io_error()`, its `source()`, and after conversion to `io::Error`. `/sys` refuses `mkdir`
 /// even to root.
 #[cfg(target_os = "linux")]
+// Unix only: it needs a place where creating a directory is refused (`/sys`).
+#[cfg(unix)]
 #[test]
 fn permission_denied_creating_the_directory_stays_permission_denied() {
     let dir = std::path::Path::new("/sys/fs/tracing-filesink-test/logs");
@@ -93,11 +93,15 @@ fn a_stem_ending_in_dot_log_is_refused() {
     assert_eq!(g.active_path(), tmp.path().join("app.logger.log"));
 }
 
+#[cfg(unix)]
 fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
 /// The defaults stay private: 0600 files in a 0700 directory.
+// Unix only, like the next test: Windows has no file modes or groups (docs/guarantees.md).
+#[cfg(unix)]
 #[test]
 fn defaults_are_owner_only() {
     let tmp = tempfile::tempdir().unwrap();
@@ -109,9 +113,11 @@ fn defaults_are_owner_only() {
 
 /// The README's recipe for a shipper in the log directory's group: the directory belongs to
 /// that group with the setgid bit, and `file_mode(0o640)` lets the group read every file.
+#[cfg(unix)]
 #[test]
 #[ignore = "needs root (chown to another group)"]
 fn a_shipper_in_the_group_can_read() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     const SHIPPERS: u32 = 54_321;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("logs");

@@ -157,27 +157,11 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 
 type FileId = (u64, u64);
 
-#[cfg(unix)]
-fn id_of(meta: &std::fs::Metadata) -> FileId {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
-}
-
-#[cfg(not(unix))]
-fn id_of(meta: &std::fs::Metadata) -> FileId {
-    // No stable inode number in std: the creation time stands in for it.
-    let created = meta
-        .created()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as u64);
-    (0, created)
-}
-
-/// The identity of the file at `path`; `None` if there is none.
+/// The identity of the file at `path` (device and inode; volume and file index on Windows);
+/// `None` if there is none.
 fn path_id(path: &Path) -> Result<Option<FileId>, Error> {
-    match std::fs::metadata(path) {
-        Ok(m) => Ok(Some(id_of(&m))),
+    match crate::sys::path_identity(path) {
+        Ok(id) => Ok(Some(id)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("stat", path, e)),
     }
@@ -260,7 +244,7 @@ impl Follower {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(Error::io("open", &path, e)),
             };
-            let id = id_of(&file.metadata().map_err(|e| Error::io("stat", &path, e))?);
+            let id = crate::sys::file_identity(&file).map_err(|e| Error::io("stat", &path, e))?;
             // Listed after the open: a segment above `done` sealed meanwhile is read first
             // (it may be this very file, sealed before it was opened).
             if self.next_segment()?.is_some() {

@@ -144,6 +144,16 @@ pub fn tmpfs(size: &str) -> (tempfile::TempDir, PathBuf, Mount) {
     (tmp, dir, mount)
 }
 
+/// Whether `status` is that of a process ended by `Child::kill`: SIGKILL on Unix;
+/// `TerminateProcess` on Windows, which the standard library calls with exit code 1 (a
+/// failing test binary exits with 101).
+pub fn was_killed(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    return std::os::unix::process::ExitStatusExt::signal(status) == Some(9);
+    #[cfg(windows)]
+    return status.code() == Some(1);
+}
+
 /// Polls `cond` until it holds or `timeout` passes (the poll interval is not a
 /// synchronization; the condition is).
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
