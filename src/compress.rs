@@ -61,6 +61,31 @@ impl Compression {
     }
 }
 
+/// Why a step stopped when `stop` was set: the work was abandoned at shutdown, which is not
+/// a failure (the plain segment stays, and the next start compresses it).
+#[derive(Debug)]
+struct Abandoned;
+
+impl std::fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sink shutting down")
+    }
+}
+
+impl std::error::Error for Abandoned {}
+
+fn abandoned() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, Abandoned)
+}
+
+/// True when `err` says the work was abandoned because `stop` was set, false for a real
+/// failure, even one that happens to be handled after `stop` was set.
+pub(crate) fn is_abandoned(err: &Error) -> bool {
+    err.io_error()
+        .and_then(io::Error::get_ref)
+        .is_some_and(|e| e.is::<Abandoned>())
+}
+
 /// Reads a [`FileHandle`] from the start with `pread`.
 pub(crate) struct ReadFrom<'a> {
     pub(crate) file: &'a dyn FileHandle,
@@ -114,10 +139,7 @@ fn count_and_crc(mut r: impl Read, stop: &AtomicBool) -> io::Result<(u64, u32)> 
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if stop.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "sink shutting down",
-            ));
+            return Err(abandoned());
         }
         let n = match r.read(&mut buf) {
             Ok(0) => break,
@@ -176,11 +198,7 @@ pub(crate) fn compress(
             loop {
                 pace();
                 if stop.load(Ordering::Relaxed) {
-                    return Err(Error::io(
-                        "compress",
-                        plain,
-                        io::Error::new(io::ErrorKind::Interrupted, "sink shutting down"),
-                    ));
+                    return Err(Error::io("compress", plain, abandoned()));
                 }
                 let n = r
                     .read(&mut buf)
@@ -243,11 +261,7 @@ pub(crate) fn settle(
     };
     if stop.load(Ordering::SeqCst) {
         // Verification was cut short: decide nothing.
-        return Err(Error::io(
-            "verify compressed segment",
-            gz,
-            io::Error::new(io::ErrorKind::Interrupted, "sink shutting down"),
-        ));
+        return Err(Error::io("verify compressed segment", gz, abandoned()));
     }
     let doomed = if good { plain } else { gz };
     cfg.fs
@@ -396,6 +410,7 @@ mod tests {
                 Some(28),
                 "{err}"
             );
+            assert!(!is_abandoned(&err), "a full disk is a failure: {err}");
             assert_eq!(std::fs::read(&plain).unwrap(), data, "room {room}");
             let names: Vec<String> = std::fs::read_dir(tmp.path())
                 .unwrap()
@@ -415,6 +430,11 @@ mod tests {
             .unwrap();
         let (plain, data) = segment_with_data(tmp.path());
         let gz = tmp.path().join("app.0000000001.20261126T031448Z.log.gz");
+        // Stopped: abandoned, not failed, and nothing changed.
+        let err = compress(&cfg, &plain, &gz, &AtomicBool::new(true), &|| ()).unwrap_err();
+        assert!(is_abandoned(&err), "{err}");
+        assert_eq!(std::fs::read(&plain).unwrap(), data);
+        assert!(!gz.exists());
         compress(&cfg, &plain, &gz, &AtomicBool::new(false), &|| ()).unwrap();
         assert!(!plain.exists());
         let mut out = Vec::new();

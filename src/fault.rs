@@ -552,6 +552,16 @@ mod tests {
         cond()
     }
 
+    /// True when no thread of a sink holds the directory's lock (the last one to exit
+    /// releases it).
+    fn lock_free(dir: &Path) -> bool {
+        match std::fs::File::open(dir.join(crate::segment::name::lock(STEM))) {
+            Ok(f) => f.try_lock().is_ok(),
+            // No lock file: the sink never started.
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+
     /// This stem's finished segments, plain and compressed, and temp files, from a listing.
     fn classify(dir: &Path) -> (usize, usize, usize) {
         let (mut plain, mut gz, mut tmp) = (0, 0, 0);
@@ -634,7 +644,17 @@ mod tests {
         if let Err(e) = guard.shutdown(Duration::from_millis(100)) {
             run.errors.push(format!("shutdown: {e}"));
         }
-        // After shutdown: the maintenance thread has stopped (or gives up at once).
+        // The maintenance thread (nice 19) may outlive that deadline on a busy machine and
+        // only then count a failure it met before shutdown: read the counters once every
+        // thread of the sink has exited, that is once the directory's lock is free.
+        assert!(
+            wait_until(
+                "the sink's threads to exit",
+                Duration::from_secs(60),
+                || lock_free(dir)
+            ),
+            "the sink's threads still hold the lock 60 s after shutdown"
+        );
         let s = guard.stats();
         run.write_errors = s.write_errors;
         run.compression_failures = s.compression_failures;

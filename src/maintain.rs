@@ -148,8 +148,9 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
         if s.plain.is_some() && s.gz.is_some() {
             let plain = cfg.path(&name::segment(&cfg.stem, *seq, &s.label));
             let gz = cfg.path(&name::compressed(&cfg.stem, *seq, &s.label));
-            if let Err(e) = crate::compress::settle(cfg, &plain, &gz, stop) {
-                c.error(e);
+            match crate::compress::settle(cfg, &plain, &gz, stop) {
+                Err(e) if !crate::compress::is_abandoned(&e) => c.error(e),
+                _ => {}
             }
         }
     }
@@ -189,10 +190,12 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
                 Ok(()) => {
                     c.segments_compressed.fetch_add(1, Ordering::Relaxed);
                 }
+                // Abandoned at shutdown: not a failure. A real failure counts even when it is
+                // handled after `stop` was set (this thread runs at nice 19 and may get the
+                // CPU back only once shutdown has begun): it happened, and nothing else
+                // would report it.
+                Err(e) if crate::compress::is_abandoned(&e) => return,
                 Err(e) => {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
                     failed.insert(seq);
                     c.compression_failures.fetch_add(1, Ordering::Relaxed);
                     c.report(&e);

@@ -44,7 +44,8 @@ pub struct Stats {
     pub segments_unsynced: u64,
     /// Segments compressed.
     pub segments_compressed: u64,
-    /// Compression attempts that failed (the plain segment was kept).
+    /// Compression attempts that failed (the plain segment was kept), also those that failed
+    /// during shutdown; a compression abandoned at shutdown is not a failure.
     pub compression_failures: u64,
     /// Finished segments waiting to be compressed.
     pub compression_backlog: u64,
