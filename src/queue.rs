@@ -366,6 +366,11 @@ impl Queue {
             return;
         }
         let mut open = slot.lock();
+        if open.closed {
+            drop(open);
+            self.dropped();
+            return;
+        }
         if self.is_full(&open.chunk) {
             // The writer has not collected it and the channel had no room last time.
             if let Err(why) = self.hand_over(slot, &mut open) {
@@ -373,11 +378,6 @@ impl Queue {
                 self.push_slow(slot, record, urgent, why);
                 return;
             }
-        }
-        if open.closed {
-            drop(open);
-            self.dropped();
-            return;
         }
         open.chunk.push(record, urgent);
         if self.is_full(&open.chunk) {
@@ -423,6 +423,11 @@ impl Queue {
     /// slot's lock, so the writer, which takes a slot's chunk only when none of its chunks is
     /// in the channel, keeps each thread's records in order.
     fn hand_over(&self, slot: &Arc<Slot>, open: &mut Open) -> Result<(), GaveUp> {
+        // A closed slot's chunk was counted by the writer as it exited; nothing may follow it
+        // into a channel nobody drains.
+        if open.closed {
+            return Err(GaveUp::Gone);
+        }
         let len = self.accounted(open.chunk.data.len());
         if len > 0 && !self.try_reserve(len, Ordering::Relaxed) {
             return Err(GaveUp::Deadline);
@@ -528,10 +533,15 @@ impl Queue {
     #[cold]
     pub(crate) fn new_slot(&self) -> Arc<Slot> {
         let slot = Arc::new(Slot::default());
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(slot.clone());
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        // The writer marks the sink gone before it lists the slots to close them (under this
+        // lock): a slot registered after that listing is born closed, so no event can wait
+        // in a slot nobody collects or counts.
+        if self.health.is_gone() {
+            slot.lock().closed = true;
+        }
+        slots.push(slot.clone());
+        drop(slots);
         self.slots_changed.store(true, Ordering::SeqCst);
         slot
     }

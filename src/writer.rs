@@ -1121,17 +1121,10 @@ impl Writer {
     /// as dropped, control messages are answered with an error, and the slots are closed (a
     /// caller finds its slot closed and counts its event as dropped).
     fn refuse_queued(&mut self) {
-        while let Ok(msg) = self.rx.try_recv() {
-            match msg {
-                Msg::Chunk(chunk, _) => {
-                    self.queue.release(self.queue.accounted(chunk.data.len()));
-                    self.counters()
-                        .events_dropped
-                        .fetch_add(chunk.records, Ordering::Relaxed);
-                }
-                Msg::Control(c) => c.refuse(),
-            }
-        }
+        // Slots first: a caller hands a chunk over only under its slot's lock and only while
+        // the slot is open, so once every slot is closed nothing more enters the channel from
+        // a slot, and draining it afterwards finds every chunk. (The sink is already marked
+        // gone, so a slot registered after this listing is born closed.)
         self.slots = self.queue.slots(&[]);
         for slot in &self.slots {
             let mut open = slot.lock();
@@ -1142,6 +1135,17 @@ impl Writer {
                 .counters
                 .events_dropped
                 .fetch_add(chunk.records, Ordering::Relaxed);
+        }
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Chunk(chunk, _) => {
+                    self.queue.release(self.queue.accounted(chunk.data.len()));
+                    self.counters()
+                        .events_dropped
+                        .fetch_add(chunk.records, Ordering::Relaxed);
+                }
+                Msg::Control(c) => c.refuse(),
+            }
         }
         for p in std::mem::take(&mut self.pending) {
             p.control.refuse();
