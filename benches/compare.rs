@@ -656,7 +656,7 @@ fn print_targets(r: &Results) {
         ),
         (
             "sparse caller p99 sb/sa",
-            ("sb", "a", P99),
+            ("sb", "sa", P99),
             Some((true, 4.0)),
         ),
         (
