@@ -335,6 +335,9 @@ mod tests {
         fn open_read(&self, p: &Path) -> io::Result<Box<dyn FileHandle>> {
             RealFs.open_read(p)
         }
+        fn write_at(&self, p: &Path, o: u64, d: &[u8]) -> io::Result<()> {
+            RealFs.write_at(p, o, d)
+        }
         fn rename_noreplace(&self, a: &Path, b: &Path) -> io::Result<()> {
             RealFs.rename_noreplace(a, b)
         }

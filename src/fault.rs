@@ -417,6 +417,12 @@ impl Fs for FaultFs {
         Ok(self.wrap(f))
     }
 
+    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.run("write_at", true, |_| {
+            self.0.real.write_at(path, offset, data)
+        })
+    }
+
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.run("rename", true, |st| {
             self.0.real.rename_noreplace(from, to)?;

@@ -46,6 +46,9 @@ pub(crate) trait Fs: Send + Sync + fmt::Debug {
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>>;
     /// Opens `path` for reading.
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileHandle>>;
+    /// Writes `data` at `offset` of the existing file `path`, over what is there (an append
+    /// handle cannot: `O_APPEND` makes `pwrite(2)` append on Linux).
+    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Renames `from` to `to`, failing with `AlreadyExists` if `to` exists.
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove(&self, path: &Path) -> io::Result<()>;
@@ -131,6 +134,13 @@ impl Fs for RealFs {
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
         let f = sys::open_nofollow(OpenOptions::new().read(true), path, 0)?;
         Ok(Box::new(RealFile(f)))
+    }
+
+    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = sys::open_nofollow(OpenOptions::new().write(true), path, 0)?;
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(data)
     }
 
     fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -301,7 +301,8 @@ fn crash_loop() {
     trims.extend(unowned.drain(..).map(|b| (run + 1, b)));
     // Every torn tail left by a kill is reported by the next start: its record comes before
     // the events of the first later run that wrote any (or at the end, for the final
-    // restart). A start killed between the trim and its report could leave it unreported.
+    // restart). The record is written over the torn bytes before the cut, so no kill can
+    // separate the two.
     let mut unreported = 0;
     let mut used = vec![false; trims.len()];
     for &(r, bytes) in &torn {

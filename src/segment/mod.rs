@@ -51,9 +51,14 @@ pub(crate) fn check_active_path(path: &Path) -> Result<(), Error> {
 pub(crate) const TRIM_NOTE: &str = "recovery: trimmed a torn last line of the active file";
 
 /// Opens (or creates) the active file for appending. A partial last line left by a crash is
-/// cut off and the cut reported at once by a record in the file (written before the fsync
-/// that makes the cut durable, so no crash can keep the cut and lose its report); returns
-/// the bytes cut and whether that record was written.
+/// cut off and the cut reported at once by a record in the file; returns the bytes cut and
+/// whether that record was written.
+///
+/// The record is written over the torn bytes before the file is cut after it, so a process
+/// killed at any point leaves either the record or a torn tail (which the next start cuts and
+/// reports): cutting first would leave a window, between the truncation and the write, where
+/// a kill keeps the cut and loses its report. The fsync comes last, so a power loss cannot
+/// keep the cut without the record either.
 pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64, bool), Error> {
     let path = &cfg.active_path;
     check_active_path(path)?;
@@ -62,9 +67,8 @@ pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64,
         .open_append(path, cfg.file_mode)
         .map_err(|e| Error::io("open active file", path, e))?;
     let mut size = file.len().map_err(|e| Error::io("stat", path, e))?;
-    let trimmed =
-        trim_torn_tail(&mut *file, size).map_err(|e| Error::io("trim torn tail", path, e))?;
-    size -= trimmed;
+    let keep = torn_tail_start(&*file, size).map_err(|e| Error::io("trim torn tail", path, e))?;
+    let trimmed = size - keep;
     let mut reported = false;
     if trimmed > 0 {
         let mut rec = Vec::with_capacity(160);
@@ -74,10 +78,14 @@ pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64,
             TRIM_NOTE,
             &[("trimmed_bytes", trimmed)],
         );
-        if file.write_all(&rec).is_ok() {
-            size += rec.len() as u64;
-            reported = true;
-        }
+        reported = cfg.fs.write_at(path, keep, &rec).is_ok();
+        size = if reported {
+            keep + rec.len() as u64
+        } else {
+            keep
+        };
+        file.set_len(size)
+            .map_err(|e| Error::io("trim torn tail", path, e))?;
         file.sync().map_err(|e| Error::io("fsync", path, e))?;
     }
     let opened = if size == 0 {
@@ -120,31 +128,38 @@ pub(crate) fn create_active(cfg: &Config, now: SystemTime) -> Result<Active, Err
 
 /// Cuts a partial last line (no trailing newline) off the end of the file.
 pub(crate) fn trim_torn_tail(file: &mut dyn FileHandle, size: u64) -> io::Result<u64> {
+    let keep = torn_tail_start(file, size)?;
+    if keep < size {
+        // The caller fsyncs.
+        file.set_len(keep)?;
+    }
+    Ok(size - keep)
+}
+
+/// Where a partial last line (no trailing newline) starts: `size` if there is none.
+fn torn_tail_start(file: &dyn FileHandle, size: u64) -> io::Result<u64> {
     if size == 0 {
         return Ok(0);
     }
     let mut last = [0u8; 1];
     file.read_at(&mut last, size - 1)?;
     if last[0] == b'\n' {
-        return Ok(0);
+        return Ok(size);
     }
     let mut end = size;
     let mut chunk = vec![0u8; 64 * 1024];
-    let keep = loop {
+    loop {
         if end == 0 {
-            break 0;
+            return Ok(0);
         }
         let start = end.saturating_sub(chunk.len() as u64);
         let n = (end - start) as usize;
         read_exact_at(file, &mut chunk[..n], start)?;
         if let Some(i) = chunk[..n].iter().rposition(|&b| b == b'\n') {
-            break start + i as u64 + 1;
+            return Ok(start + i as u64 + 1);
         }
         end = start;
-    };
-    // The caller fsyncs (after writing its report of the cut, for the active file).
-    file.set_len(keep)?;
-    Ok(size - keep)
+    }
 }
 
 pub(crate) fn read_exact_at(
