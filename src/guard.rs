@@ -93,7 +93,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let next_seq = recovered.next_seq;
     let maintenance = Maintenance::start(cfg.clone(), queue.clone(), lock.clone())?;
     let notify = maintenance.as_ref().map(|m| m.notifier());
-    let finisher = Finisher::start(cfg.clone(), queue.clone(), notify)?;
+    let finisher = Finisher::start(cfg.clone(), queue.clone(), notify, lock.clone())?;
     let start = Start {
         active,
         next_seq,

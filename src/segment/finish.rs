@@ -47,10 +47,14 @@ pub(crate) struct Finisher {
 }
 
 impl Finisher {
+    /// `lock` is the sink's directory lock, held by this thread until it exits: it may
+    /// outlive the writer (a writer panic, a shutdown deadline) while it still renames
+    /// segments, and a new sink must not recover the directory meanwhile.
     pub(crate) fn start(
         cfg: Arc<Config>,
         queue: Arc<Queue>,
         notify: Option<Sender<()>>,
+        lock: Arc<std::fs::File>,
     ) -> Result<Finisher, Error> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (done_tx, done) = crossbeam_channel::bounded(1);
@@ -69,6 +73,7 @@ impl Finisher {
                     // flush waiting on this thread gets an error from now on.
                     queue.counters.error(Error::panicked("finisher"));
                 }
+                drop(lock);
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::io("spawn finisher thread", &dir, e))?;
