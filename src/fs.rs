@@ -162,8 +162,11 @@ impl Fs for RealFs {
             let Ok(name) = e.file_name().into_string() else {
                 continue;
             };
-            // symlink_metadata: a symlink is reported as not a file and never touched.
-            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+            // A symlink is reported as not a file and never touched: `DirEntry::metadata`
+            // does not follow it, and it stats relative to the open directory, not by a walk
+            // of the whole path (a backlog of hundreds of segments is scanned once per
+            // compressed segment).
+            let Ok(m) = e.metadata() else {
                 continue;
             };
             out.push(Entry {
