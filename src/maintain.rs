@@ -174,6 +174,7 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             .collect();
         c.compression_backlog
             .store(due.len() as u64, Ordering::Relaxed);
+        let waiting = due.len();
         // A segment that failed in this pass waits for the next one (a poke or the idle pass).
         let Some((seq, label)) = due.into_iter().find(|(seq, _)| !failed.contains(seq)) else {
             return;
@@ -185,8 +186,12 @@ fn compress_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
         let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
         // Retention, run between compressions, may have deleted it meanwhile.
         if cfg.fs.identity(&plain).is_ok() {
-            let pacer = Pacer::new(c, stop);
-            match crate::compress::compress(cfg, &plain, &gz, stop, &|| pacer.pace()) {
+            // Only the one segment just finished waits out a burst: once a second one is due,
+            // waiting would only grow the backlog, so compression runs (still at nice 19) and
+            // an unpinned gzip drops to its catch-up level.
+            let pacer = Pacer::new(c, stop, waiting <= 1);
+            let level = cfg.compression.level_for(waiting);
+            match crate::compress::compress(cfg, &plain, &gz, level, stop, &|| pacer.pace()) {
                 Ok(()) => {
                     c.segments_compressed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -323,19 +328,28 @@ const MAX_DEFER: Duration = Duration::from_secs(10);
 
 /// Background work yields to the application: nice 19 still takes a share of a busy CPU
 /// (gzip cost about a tenth of the throughput of 4 threads logging flat out on 2 cores), so
-/// while the writer hands the kernel more than [`HEAVY_BYTES_PER_SEC`], compression waits.
+/// while the writer hands the kernel more than [`HEAVY_BYTES_PER_SEC`], compression of the
+/// one segment just finished waits. It never waits once another segment is due: under
+/// sustained heavy logging waiting cannot help, it would only let plain segments pile up.
 struct Pacer<'a> {
     counters: &'a crate::stats::Counters,
     stop: &'a AtomicBool,
+    defer: bool,
+    /// Rotations when this segment's compression began: one more means another segment is
+    /// due, and waiting would only grow the backlog.
+    rotations: u64,
     last: std::cell::Cell<(Instant, u64)>,
     waited: std::cell::Cell<Duration>,
 }
 
 impl<'a> Pacer<'a> {
-    fn new(counters: &'a crate::stats::Counters, stop: &'a AtomicBool) -> Pacer<'a> {
+    /// `defer` false: never wait (compression is behind).
+    fn new(counters: &'a crate::stats::Counters, stop: &'a AtomicBool, defer: bool) -> Pacer<'a> {
         Pacer {
             counters,
             stop,
+            defer,
+            rotations: counters.rotations.load(Ordering::Relaxed),
             last: std::cell::Cell::new((
                 Instant::now(),
                 counters.bytes_written.load(Ordering::Relaxed),
@@ -346,7 +360,11 @@ impl<'a> Pacer<'a> {
 
     fn pace(&self) {
         loop {
-            if self.stop.load(Ordering::SeqCst) || self.waited.get() >= MAX_DEFER {
+            if !self.defer
+                || self.stop.load(Ordering::SeqCst)
+                || self.waited.get() >= MAX_DEFER
+                || self.counters.rotations.load(Ordering::Relaxed) != self.rotations
+            {
                 return;
             }
             let (t0, b0) = self.last.get();
@@ -363,5 +381,42 @@ impl<'a> Pacer<'a> {
             std::thread::park_timeout(PACE_WAIT);
             self.waited.set(self.waited.get() + PACE_WAIT);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Counters;
+
+    /// A pacer that last sampled 30 ms ago, with 100 MB written since: heavy logging.
+    fn pacer<'a>(counters: &'a Counters, stop: &'a AtomicBool, defer: bool) -> Pacer<'a> {
+        let p = Pacer::new(counters, stop, defer);
+        p.last.set((Instant::now() - Duration::from_millis(30), 0));
+        counters.bytes_written.store(100_000_000, Ordering::Relaxed);
+        p
+    }
+
+    #[test]
+    fn the_segment_just_finished_waits_out_heavy_logging() {
+        let (c, stop) = (Counters::default(), AtomicBool::new(false));
+        let p = pacer(&c, &stop, true);
+        p.pace();
+        // One wait, then the next sample sees nothing written: the burst is over.
+        assert_eq!(p.waited.get(), PACE_WAIT);
+    }
+
+    #[test]
+    fn compression_never_waits_once_another_segment_is_due() {
+        let (c, stop) = (Counters::default(), AtomicBool::new(false));
+        // More than one segment waiting when this one began.
+        let p = pacer(&c, &stop, false);
+        p.pace();
+        assert_eq!(p.waited.get(), Duration::ZERO);
+        // A segment finished while this one was being compressed.
+        let p = pacer(&c, &stop, true);
+        c.rotations.fetch_add(1, Ordering::Relaxed);
+        p.pace();
+        assert_eq!(p.waited.get(), Duration::ZERO);
     }
 }
