@@ -104,6 +104,8 @@ struct Gate {
     panic_next_write: bool,
     /// The next fsync of a file fails with this errno.
     fail_next_fsync: Option<i32>,
+    /// Every write takes at least this long (a slow disk).
+    write_delay: std::time::Duration,
 }
 
 /// The fault-injecting file system. Clones share one state.
@@ -174,11 +176,22 @@ impl FaultFs {
 
     /// Where every write and fsync passes first: blocks while its kind is held; a write
     /// panics when told to.
+    /// Every later write takes at least `d`: a slow disk, not a failing one.
+    pub(crate) fn slow_writes(&self, d: std::time::Duration) {
+        self.gate().write_delay = d;
+    }
+
     fn gate_pass(&self, op: Held) {
         let mut g = self.gate();
         if op == Held::Write && std::mem::take(&mut g.panic_next_write) {
             drop(g);
             panic!("fault injection: panic in write");
+        }
+        if op == Held::Write && !g.write_delay.is_zero() {
+            let d = g.write_delay;
+            drop(g);
+            std::thread::sleep(d); // the slow disk itself, not synchronization
+            g = self.gate();
         }
         g.waiting[op as usize] += 1;
         while g.held[op as usize] {
@@ -1073,6 +1086,59 @@ mod outage_tests {
         assert!(
             messages.iter().any(|m| m.starts_with("events shed")),
             "{messages:?}"
+        );
+    }
+
+    /// The high-water marks count what was waiting at once. With the default queue (512
+    /// chunks) a pass of the writer spans several batches; on a slow disk callers refill the
+    /// channel during each write of the pass, and the marks once added up everything the
+    /// pass drained: more events than the queue can hold.
+    #[test]
+    fn high_water_marks_stay_within_the_queue_bounds_on_a_slow_disk() {
+        const PER_THREAD: u64 = 40_000;
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (layer, guard) = FileSink::builder(&dir, STEM)
+            .with_fs(Arc::new(fs.clone()))
+            .build()
+            .expect("build");
+        let dispatch = {
+            use tracing_subscriber::prelude::*;
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+        };
+        fs.slow_writes(Duration::from_millis(20));
+        // Small records (about 150 bytes): the channel's 512 chunks of 128 records bound them.
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let d = dispatch.clone();
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&d, || {
+                        for i in 0..PER_THREAD {
+                            tracing::info!(t, i, user = "alice", "request handled");
+                        }
+                    })
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("a logging call panicked");
+        }
+        guard.flush().expect("flush");
+        let s = guard.stats();
+        assert_eq!(s.records_written, THREADS * PER_THREAD, "{s:?}");
+        assert!(s.queue_high_water > 0, "{s:?}");
+        // The default queue_capacity, plus one open chunk (128 records) per thread.
+        let bound = 64 * 1024 + THREADS * 128;
+        assert!(
+            s.queue_high_water <= bound,
+            "queue_high_water {} over {bound}: {s:?}",
+            s.queue_high_water
+        );
+        // The default queue_bytes (64 MiB) plus one open chunk per thread.
+        assert!(
+            s.queue_bytes_high_water <= (64 << 20) + THREADS * (64 * 1024 + 1024),
+            "{s:?}"
         );
     }
 

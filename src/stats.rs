@@ -31,9 +31,10 @@ pub struct Stats {
     pub write_errors: u64,
     /// Events whose formatting failed or panicked (a record saying so was written instead).
     pub format_errors: u64,
-    /// The most events seen waiting in the queue at once.
+    /// The most events the writer found waiting at once: the full chunks in the queue when
+    /// it began a pass, plus the threads' open chunks it collected in that pass.
     pub queue_high_water: u64,
-    /// The most bytes of records the writer found waiting at once.
+    /// The same in bytes of records.
     pub queue_bytes_high_water: u64,
     /// `fsync` calls made on log files and the directory (counted once each has returned).
     pub fsyncs: u64,

@@ -228,16 +228,24 @@ impl Writer {
             let mut freed = 0usize;
             let mut drained = 0u64;
             let mut records = 0u64;
+            // The high-water marks count what was waiting when the pass began: callers refill
+            // the channel while the pass writes, and what the whole pass drains can be far
+            // more than the queue ever held at once.
+            let mut waiting = self.rx.len();
             while self.buf.len() < self.buf_limit() {
                 match self.rx.try_recv() {
                     Ok(Msg::Chunk(chunk, slot)) => {
                         freed += self.queue.accounted(chunk.data.len());
-                        drained += chunk.data.len() as u64;
-                        records += chunk.records;
+                        if waiting > 0 {
+                            waiting -= 1;
+                            drained += chunk.data.len() as u64;
+                            records += chunk.records;
+                        }
                         self.received(chunk, slot.as_deref());
                         progressed = true;
                     }
                     Ok(Msg::Control(c)) => {
+                        waiting = waiting.saturating_sub(1);
                         self.queue.release(std::mem::take(&mut freed));
                         progressed = true;
                         if self.control(c) {
