@@ -47,6 +47,7 @@
 //! | sa | this crate, defaults |
 //! | sd | this crate's formatter alone (as (d)), measured the same way: the floor |
 //! | sb | tracing-appender as (b) |
+//! | sn | no layer installed (`registry()` alone), measured the same way: what the measurement itself costs on cold caches (two clock reads, the call, `tracing`'s dispatch) |
 //!
 //! **Filtered out**: one thread, `BENCH_FILTER_CALLS` (default 20,000,000) `debug!` calls, ns
 //! per call from the loop's total time (no per-call clock).
@@ -235,6 +236,12 @@ const VARIANTS: &[Variant] = &[
         "(sb) fmt json -> tracing-appender non_blocking (lossless) -> File",
         Workload::Sparse,
         Check::Json,
+    ),
+    v(
+        "sn",
+        "(sn) no layer installed (registry alone): the clock reads, the call and tracing's dispatch on cold caches",
+        Workload::Sparse,
+        Check::None,
     ),
     v(
         "za",
@@ -681,6 +688,12 @@ fn print_targets(r: &Results) {
             Some((true, 4.0)),
         ),
         (
+            "sparse caller p99 sd/sn (the formatter over the measurement's own floor)",
+            ("sd", "sn", P99),
+            None,
+        ),
+        ("sparse caller p99 sa/sn", ("sa", "sn", P99), None),
+        (
             "filtered out, ns per call za/zn (target: within noise)",
             ("za", "zn", NS),
             None,
@@ -1055,7 +1068,7 @@ fn build(key: &str, dir: &Path, expected: u64) -> Result<Pipeline, String> {
             Dispatch::new(tracing_subscriber::registry().with(AcceptAll)),
             Finish::Nothing,
         ),
-        "zn" => tracing_pipeline(
+        "zn" | "sn" => tracing_pipeline(
             Dispatch::new(tracing_subscriber::registry()),
             Finish::Nothing,
         ),
