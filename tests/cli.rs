@@ -184,6 +184,27 @@ fn verify_finds_each_kind_of_damage() {
         std::fs::write(d.join(gname.strip_suffix(".gz").unwrap()), bytes).unwrap();
         gname.clone()
     });
+    // A middle segment kept as `.unsynced` (its fsync failed): reported as such, not as a
+    // missing segment.
+    let (useq, uname) = (plain[0].seq().unwrap(), plain[0].file_name().to_string());
+    let tmp = copy_dir(healthy.path());
+    std::fs::rename(
+        tmp.path().join(&uname),
+        tmp.path().join(format!("{uname}.unsynced")),
+    )
+    .unwrap();
+    let o = filesink(&["verify", path_str(tmp.path())]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "unsynced: {out}");
+    assert!(
+        out.lines().any(|l| l.contains(&format!("{uname}.unsynced"))
+            && l.contains(&format!("the fsync of segment {useq} failed"))),
+        "unsynced: {out}"
+    );
+    assert!(
+        !out.contains("missing"),
+        "unsynced reported as missing: {out}"
+    );
     // Retention's holes at the oldest end are not problems.
     let tmp = copy_dir(healthy.path());
     std::fs::remove_file(tmp.path().join(segs[0].file_name())).unwrap();

@@ -215,6 +215,25 @@ impl LogDir {
         self.list(true)
     }
 
+    /// Segments kept as `<segment>.log.unsynced`, by sequence number: their fsync failed
+    /// when they were finished, so whether their end reached the disk is unknown. The sink
+    /// never renames, compresses or deletes them, and [`LogDir::segments`] does not list
+    /// them; they are there for an operator to inspect.
+    pub fn unsynced(&self) -> Result<Vec<(u64, PathBuf)>, Error> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| self.dir_error(e))? {
+            let entry = entry.map_err(|e| self.dir_error(e))?;
+            let Ok(file_name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if let Some(seq) = name::parse_unsynced(&self.stem, &file_name) {
+                out.push((seq, entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// [`LogDir::segments`]; without `with_len` no file is stat'ed (every length is 0).
     pub(crate) fn list(&self, with_len: bool) -> Result<Vec<SegmentFile>, Error> {
         let mut out = Vec::new();

@@ -81,15 +81,42 @@ pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<u64> {
             Some(_) => {}
         }
     }
-    // Numbers are consecutive; retention removes only the oldest.
+    // Numbers are consecutive; retention removes only the oldest. A number whose segment
+    // was kept as `.unsynced` (its fsync failed when it was finished) is reported as such,
+    // not as missing.
+    let unsynced: BTreeMap<u64, std::path::PathBuf> = logs.unsynced()?.into_iter().collect();
+    for (n, path) in &unsynced {
+        report(
+            out,
+            format!(
+                "{}: offset 0: unsynced: the fsync of segment {n} failed when it was finished, \
+                 so its end may never have reached the disk (the sink keeps it under this \
+                 name and never renames it)",
+                path.display()
+            ),
+        )?;
+    }
     let mut prev: Option<(u64, &SegmentFile)> = None;
     for (&seq, files) in &by_seq {
         if let Some((p, pf)) = prev {
-            if seq > p + 1 {
-                let missing = if seq == p + 2 {
-                    format!("segment {} is missing", p + 1)
+            // The numbers in between, less the unsynced ones, in runs (by the unsynced
+            // numbers, never one by one: a gap can be huge).
+            let mut runs = Vec::new();
+            let mut start = p + 1;
+            for &n in unsynced.range(p + 1..seq).map(|(n, _)| n) {
+                if n > start {
+                    runs.push((start, n - 1));
+                }
+                start = n + 1;
+            }
+            if seq > start {
+                runs.push((start, seq - 1));
+            }
+            for (a, b) in runs {
+                let missing = if a == b {
+                    format!("segment {a} is missing")
                 } else {
-                    format!("segments {}..={} are missing", p + 1, seq - 1)
+                    format!("segments {a}..={b} are missing")
                 };
                 report(
                     out,
