@@ -68,6 +68,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let (active, trimmed, reported) = crate::segment::open_active(&cfg, now)?;
     let mut notes = recovered.notes;
     let (queue, rx) = Queue::new(
+        cfg.formatter.sink,
         cfg.queue_capacity,
         cfg.queue_bytes,
         cfg.overflow,

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use crate::error::Error;
+use crate::format::SinkId;
 use crate::health::{Health, State};
 use crate::stats::Counters;
 
@@ -70,6 +71,13 @@ impl Chunk {
         self.data.extend_from_slice(record);
         self.records += 1;
         self.urgent |= urgent;
+    }
+
+    /// Empty again, its buffer kept.
+    pub(crate) fn clear(&mut self) {
+        self.data.clear();
+        self.records = 0;
+        self.urgent = false;
     }
 }
 
@@ -189,7 +197,7 @@ pub(crate) const CHUNK_BYTES: usize = 64 * 1024;
 pub(crate) struct Queue {
     tx: Sender<Msg>,
     /// Tells apart the sinks of one process in a thread's list of slots.
-    pub(crate) id: u64,
+    pub(crate) id: SinkId,
     /// A chunk is full at this many bytes or `chunk_records` records.
     chunk_bytes: usize,
     chunk_records: u64,
@@ -236,12 +244,12 @@ thread_local! {
     /// This thread's slot in each sink it has logged to (several sinks in one subscriber are
     /// normal), looked up by the sink's queue id. Not borrowed while formatting, so an event
     /// logged from inside a `Debug` impl still goes to the thread's slot, in order.
-    static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+    static SLOTS: RefCell<Vec<(SinkId, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// This thread's slot for `queue`, registered on first use.
 #[inline]
-fn slot_for<'a>(slots: &'a mut Vec<(u64, Arc<Slot>)>, queue: &Queue) -> &'a Arc<Slot> {
+fn slot_for<'a>(slots: &'a mut Vec<(SinkId, Arc<Slot>)>, queue: &Queue) -> &'a Arc<Slot> {
     let i = match slots.iter().position(|(id, _)| *id == queue.id) {
         Some(i) => i,
         None => register(slots, queue),
@@ -250,7 +258,7 @@ fn slot_for<'a>(slots: &'a mut Vec<(u64, Arc<Slot>)>, queue: &Queue) -> &'a Arc<
 }
 
 #[cold]
-fn register(slots: &mut Vec<(u64, Arc<Slot>)>, queue: &Queue) -> usize {
+fn register(slots: &mut Vec<(SinkId, Arc<Slot>)>, queue: &Queue) -> usize {
     // Slots of sinks that have shut down are of no use any more.
     slots.retain(|(_, s)| !s.is_closed());
     slots.push((queue.id, queue.new_slot()));
@@ -277,7 +285,9 @@ impl Queue {
         }
     }
 
+    /// `id`: the sink's own (its formatter's), which tells its slots apart from other sinks'.
     pub(crate) fn new(
+        id: SinkId,
         capacity: usize,
         max_bytes: usize,
         overflow: Overflow,
@@ -293,11 +303,10 @@ impl Queue {
         // chunks being handed over), so that a burst never frees buffers the next burst
         // allocates again: the queue keeps the buffers of its busiest moment.
         let (free_tx, free_rx) = crossbeam_channel::bounded(chunks + 64);
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         (
             Queue {
                 tx,
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                id,
                 chunk_bytes,
                 chunk_records,
                 slots: Mutex::new(Vec::new()),
@@ -577,7 +586,8 @@ impl Queue {
         let _ = self.free_tx.try_send(data);
     }
 
-    /// Tells callers waiting for their chunk to be taken that the writer took chunks.
+    /// Tells callers waiting for room (their chunk to be taken, or byte room) that the writer
+    /// made some.
     pub(crate) fn notify_space(&self) {
         if self.space_waiters.load(Ordering::SeqCst) > 0 {
             let _g = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -773,10 +783,7 @@ impl Queue {
             return;
         }
         self.bytes.fetch_sub(len, Ordering::SeqCst);
-        if self.space_waiters.load(Ordering::SeqCst) > 0 {
-            let _g = self.space_lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.space.notify_all();
-        }
+        self.notify_space();
     }
 
     /// Wakes every caller waiting for byte room (the writer is gone: they must see it now).

@@ -40,7 +40,7 @@ pub(crate) struct Formatter {
     pub(crate) sink: SinkId,
 }
 
-/// Tells apart the sinks of one process (in a span's extensions).
+/// Tells apart the sinks of one process: in a span's extensions and in a thread's list of slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SinkId(u64);
 
