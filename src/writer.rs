@@ -354,9 +354,7 @@ impl Writer {
                     self.buf.extend_from_slice(&open.chunk.data);
                     self.buf_records += open.chunk.records;
                     self.buf_urgent |= open.chunk.urgent;
-                    open.chunk.data.clear();
-                    open.chunk.records = 0;
-                    open.chunk.urgent = false;
+                    open.chunk.clear();
                     None
                 } else {
                     Some(std::mem::replace(&mut open.chunk, self.queue.spare()))
@@ -470,8 +468,9 @@ impl Writer {
 
     /// Hands the batch to the kernel. Returns true when nothing is left buffered.
     ///
-    /// A batch built while the writer could not write may hold more than the size limit
-    /// allows: it is split at record boundaries and rotated between the parts.
+    /// A batch that would cross the size limit (chunks arrive whole; after an outage it may
+    /// hold several segments' worth) is split at record boundaries and rotated between the
+    /// parts.
     fn write_out(&mut self) -> bool {
         let mut split = true;
         loop {
@@ -502,7 +501,9 @@ impl Writer {
     }
 
     /// How much of the batch fits into the active file before size rotation is due: all of
-    /// it normally (`append` rotates between records), less after an outage.
+    /// it while it fits, else its records up to the last newline that does (chunks reach
+    /// the batch whole, so this is where events' size rotation happens; `append` rotates
+    /// before the sink's own records).
     fn fitting_prefix(&self) -> usize {
         let (Some(limit), Some(active)) = (self.cfg.rotation.size, self.active.as_ref()) else {
             return self.buf.len();
