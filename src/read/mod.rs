@@ -220,16 +220,10 @@ impl LogDir {
     /// never renames, compresses or deletes them, and [`LogDir::segments`] does not list
     /// them; they are there for an operator to inspect.
     pub fn unsynced(&self) -> Result<Vec<(u64, PathBuf)>, Error> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(|e| self.dir_error(e))? {
-            let entry = entry.map_err(|e| self.dir_error(e))?;
-            let Ok(file_name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if let Some(seq) = name::parse_unsynced(&self.stem, &file_name) {
-                out.push((seq, entry.path()));
-            }
-        }
+        let mut out: Vec<(u64, PathBuf)> = read_names(&self.dir)?
+            .into_iter()
+            .filter_map(|n| name::parse_unsynced(&self.stem, &n).map(|seq| (seq, self.dir.join(n))))
+            .collect();
         out.sort();
         Ok(out)
     }

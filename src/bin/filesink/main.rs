@@ -50,8 +50,8 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
         /// Only records at or after T: RFC 3339 (2026-11-26T03:14:48Z), a date or a time
-        /// without zone (taken as UTC: 2026-11-26, 2026-11-26T03:14), or an age (90s, 15m,
-        /// 2h, 7d ago).
+        /// without zone (taken as UTC: 2026-11-26, 2026-11-26T03:14), or an age, meaning
+        /// that long ago (90s, 15m, 2h, 7d).
         #[arg(long, value_name = "T", value_parser = time::parse)]
         since: Option<SystemTime>,
         /// Only records before T (same forms as --since).
