@@ -22,7 +22,7 @@
 //! | c | `fmt::layer().json()` over `Mutex<BufWriter<File>>`; clock stopped after its flush |
 //! | d | this crate's formatter into a reused buffer, bytes discarded: the formatting floor (`tracing_filesink::__private::format_only_layer()`, a bench-only hook) |
 //! | d' | `fmt::layer().json()` into `io::sink`: tracing-subscriber's formatting floor |
-//! | g | (a) with `Rotation::size(8 MiB)` and `Compression::gzip()`; clock stopped after `guard.wait_idle()`, i.e. when every rotated segment is compressed (checked: backlog 0, segments compressed = rotations) |
+//! | g | (a) with `Rotation::size(8 MiB)` and `Compression::gzip()`; clock stopped after `guard.wait_idle()`, i.e. when every rotated segment is compressed (checked: backlog 0, segments compressed = rotations); `wait_idle` also fsyncs the active file first, which (a) does not pay |
 //! | e | (a) with `Rotation::size(8 MiB)` and `Compression::gzip()`, clock stopped after `guard.flush()`: what the application pays while compression gets only the CPU the callers leave idle; most segments are still plain then (the notes say how many) |
 //! | e' | (a) with `Rotation::size(8 MiB)` only: tells rotation's cost from compression's |
 //! | m | (a) with `queue_bytes(4 MiB)`: peak memory under the burst against a small byte bound |
@@ -30,8 +30,8 @@
 //! | f | ftlog (not `tracing`, a `log` logger): `bounded(100_000, true)` (blocking when full), `FileAppender`, UTC; clock stopped after `log::logger().flush()` |
 //!
 //! **Sustained**: 4 threads paced at half of (a)'s events/s measured earlier in the same run
-//! (or `BENCH_PACED_RATE` events/s when (a) does not run), for `BENCH_SUSTAIN_SECS` (default
-//! 20) seconds. Each thread logs event `i` at `start + i × interval` (sleeping until then, so
+//! (`BENCH_PACED_RATE` events/s instead when it is set; 1,000,000 when it is not and (a) does
+//! not run), for `BENCH_SUSTAIN_SECS` (default 20) seconds. Each thread logs event `i` at `start + i × interval` (sleeping until then, so
 //! events come in small bursts after each wake-up).
 //!
 //! | key | variant |
@@ -598,8 +598,15 @@ fn print_tables(res: &Results, paced_rates: &[f64]) {
         res,
         Workload::Sustained,
         &format!(
-            "Sustained: {THREADS} threads paced at half of (a)'s events/s of the same run ({} \
-             events/s per run), {:.0} s",
+            "Sustained: {THREADS} threads paced at {} ({} events/s per run; (r) at half that), \
+             {:.0} s",
+            if std::env::var("BENCH_PACED_RATE").is_ok() {
+                "BENCH_PACED_RATE"
+            } else if res.variants.iter().any(|v| v.key == "a") {
+                "half of (a)'s events/s of the same run"
+            } else {
+                "the default rate ((a) did not run)"
+            },
             rates.join(", "),
             env_num("BENCH_SUSTAIN_SECS", 20.0)
         ),
@@ -717,16 +724,17 @@ fn print_targets(r: &Results) {
             None => format!("- {what}: {q:.2}"),
         });
     }
-    if let Some(backlog) = r.get("q", "backlog") {
-        lines.push(format!(
-            "- q: segments not yet compressed at the end of the window: {backlog:.0} (target <= 1: {})",
-            verdict(backlog <= 1.0)
-        ));
-    }
-    if let Some(backlog) = r.get("r", "backlog") {
-        lines.push(format!(
-            "- r (q at half its pace): segments not yet compressed at the end of the window: {backlog:.0}"
-        ));
+    for (key, what, target) in [("q", "q", true), ("r", "r (q at half its pace)", false)] {
+        if let Some(backlog) = r.get(key, "backlog") {
+            let verdict = if target {
+                format!(" (target <= 1: {})", verdict(backlog <= 1.0))
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "- {what}: segments not yet compressed at the end of the window: {backlog:.0}{verdict}"
+            ));
+        }
     }
     if let (Some(idle), Some(anon)) = (r.get("a", "rss_idle_kib"), r.get("a", "anon_idle_kib")) {
         lines.push(format!(
@@ -948,7 +956,7 @@ fn write_svg(res: &Results, path: &Path) -> Result<bool, String> {
     )?;
     latency(
         &panels[2],
-        "Paced: sustained p, q; sparse sa, sd, sb: caller latency (p50 blue, p99 orange, p99.9 red)",
+        "Paced: sustained p, q, r; sparse sa, sd, sb, sn: caller latency (p50 blue, p99 orange, p99.9 red)",
         &paced,
     )?;
     root.present().map_err(e)?;
