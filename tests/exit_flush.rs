@@ -16,7 +16,13 @@ const EVENTS: usize = 5_000;
 /// Runs this test binary again as a child acting out `mode` in `dir`.
 fn child(mode: &str, dir: &std::path::Path) -> std::process::Output {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FILESINK_EXIT_CHILD", mode)
         .env("FILESINK_EXIT_DIR", dir)
         .output()
@@ -30,8 +36,9 @@ fn lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The child's body; a no-op when run as an ordinary test.
+/// The child's body.
 #[test]
+#[ignore = "the child process of the other tests; does nothing unless FILESINK_EXIT_CHILD is set"]
 fn child_entry() {
     let Ok(mode) = std::env::var("FILESINK_EXIT_CHILD") else {
         return;
@@ -40,7 +47,8 @@ fn child_entry() {
     let builder = FileSink::builder(&dir, "app");
     let builder = match mode.as_str() {
         "no-hook" => builder.flush_on_exit(false),
-        "panic-hook" => builder.flush_on_panic(true),
+        // No exit flush: only the panic hook can save what is queued.
+        "panic-hook" => builder.flush_on_panic(true).flush_on_exit(false),
         _ => builder,
     };
     if mode == "discarded-writer-guard" {
@@ -54,7 +62,22 @@ fn child_entry() {
         }
         std::process::exit(0);
     }
+    if mode == "panic-hook" {
+        // The harness's hook would print (and take its time) before the process ends: the
+        // sink's hook, installed by `build()`, chains to a silent one instead.
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     let (layer, guard) = builder.build().unwrap();
+    if mode == "panic-hook" {
+        // Abort right after the sink's hook: no unwinding, no test harness going on, no exit
+        // handler; nothing else can flush.
+        let hooks = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            hooks(info);
+            eprintln!("{info}");
+            std::process::abort();
+        }));
+    }
     match mode.as_str() {
         // Kept in a `static`: never dropped.
         "static-guard" => GUARD.set(guard).unwrap(),
