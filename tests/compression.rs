@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tracing_filesink::{Compression, FileSink, FileSinkGuard, ManualClock};
+use tracing_filesink::{Compression, FileSink, FileSinkGuard, ManualClock, Rotation};
 use tracing_subscriber::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -307,4 +307,44 @@ fn shutdown_stops_the_compressor() {
         guard.stats().segments_compressed as usize,
         segs.iter().filter(|s| s.gz).count()
     );
+}
+
+/// A burst rotates far faster than gzip level 6 compresses (a segment every 64 KiB), so
+/// segments wait, and an unpinned `Compression::gzip()` compresses them at its catch-up level
+/// while they do: the gzip header's XFL byte says "fastest" (4) on some `.gz`, where level
+/// 6 writes 0. Every `.gz` still decompresses to whole lines.
+#[test]
+fn a_backlog_is_compressed_at_the_catch_up_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, guard) = FileSink::builder(tmp.path(), "app")
+        .rotation(Rotation::size(64 << 10))
+        .compression(Compression::gzip())
+        .build()
+        .unwrap();
+    let d = common::dispatch(layer);
+    let pad = "x".repeat(100);
+    tracing::dispatcher::with_default(&d, || {
+        for i in 0..60_000u64 {
+            tracing::info!(i, pad = pad.as_str(), "event");
+        }
+    });
+    guard.flush().unwrap();
+    guard.wait_idle(Duration::from_secs(120)).unwrap();
+    let s = guard.stats();
+    assert!(s.rotations > 100, "{s:?}");
+    assert_eq!(s.segments_compressed, s.rotations, "{s:?}");
+    let mut xfl = Vec::new();
+    for name in common::file_names(tmp.path()) {
+        if name.ends_with(".gz") {
+            let path = tmp.path().join(&name);
+            let bytes = std::fs::read(&path).unwrap();
+            xfl.push(bytes[8]);
+            common::lines(&common::read_maybe_gz(&path), &name);
+        }
+    }
+    assert!(
+        xfl.contains(&4),
+        "no segment at the catch-up level: XFL {xfl:?}"
+    );
+    guard.shutdown(Duration::from_secs(10)).unwrap();
 }
