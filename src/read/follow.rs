@@ -453,19 +453,12 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// The offset just past the last newline of `file` (0 if it has none).
 fn line_start_of_end(file: &mut File, path: &Path) -> Result<u64, Error> {
     let err = |e| Error::io("read", path, e);
-    let mut end = file.metadata().map_err(err)?.len();
-    let mut buf = vec![0u8; CHUNK];
-    while end > 0 {
-        let start = end.saturating_sub(CHUNK as u64);
-        let n = (end - start) as usize;
-        file.seek(SeekFrom::Start(start)).map_err(err)?;
-        file.read_exact(&mut buf[..n]).map_err(err)?;
-        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
+    let size = file.metadata().map_err(err)?.len();
+    crate::segment::after_last_newline(size, |buf, at| {
+        file.seek(SeekFrom::Start(at))?;
+        file.read_exact(buf)
+    })
+    .map_err(err)
 }
 
 impl Iterator for Follower {

@@ -146,20 +146,28 @@ fn torn_tail_start(file: &dyn FileHandle, size: u64) -> io::Result<u64> {
     if last[0] == b'\n' {
         return Ok(size);
     }
+    after_last_newline(size, |buf, at| read_exact_at(file, buf, at))
+}
+
+/// The offset just past the last newline in the first `size` bytes of a file (0 if there is
+/// none), reading backwards 64 KiB at a time through `read_exact_at(buf, offset)`. Shared by
+/// startup's torn-tail trim and the follower, which starts at the end of the last whole line.
+pub(crate) fn after_last_newline(
+    size: u64,
+    mut read_exact_at: impl FnMut(&mut [u8], u64) -> io::Result<()>,
+) -> io::Result<u64> {
     let mut end = size;
     let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        if end == 0 {
-            return Ok(0);
-        }
+    while end > 0 {
         let start = end.saturating_sub(chunk.len() as u64);
         let n = (end - start) as usize;
-        read_exact_at(file, &mut chunk[..n], start)?;
+        read_exact_at(&mut chunk[..n], start)?;
         if let Some(i) = chunk[..n].iter().rposition(|&b| b == b'\n') {
             return Ok(start + i as u64 + 1);
         }
         end = start;
     }
+    Ok(0)
 }
 
 pub(crate) fn read_exact_at(
