@@ -172,6 +172,49 @@ fn follower_across_hand_made_rotations() {
     assert_eq!(tail.poll().unwrap().unwrap().as_str(), Some("8"));
 }
 
+/// The follower holds the active file when the sink seals it and compresses it: it reads the
+/// file to its end once, finds the `.gz` is that file, and goes on with the next active file,
+/// repeating nothing. (On Windows the plain name stays listed, a delete pending, while the
+/// follower holds the file, and opening it fails.)
+#[test]
+fn follower_holding_a_file_compressed_under_it_repeats_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (layer, guard) = FileSink::builder(dir, "app")
+        .compression(Compression::gzip())
+        .build()
+        .unwrap();
+    let sub = common::dispatch(layer);
+    let log = |tag: &str| {
+        tracing::dispatcher::with_default(&sub, || {
+            for i in 0..20u64 {
+                tracing::info!(tag, i, "event");
+            }
+        });
+        guard.flush().unwrap();
+    };
+    let mut follower = LogDir::open(dir, "app").unwrap().follow().unwrap();
+    let mut got = Vec::new();
+    let mut read_all = |f: &mut tracing_filesink::read::Follower| {
+        while let Some(l) = f.poll().unwrap() {
+            let v = common::json(l.as_str().unwrap());
+            got.push(format!("{} {}", v["fields"]["tag"], v["fields"]["i"]));
+        }
+    };
+    log("before");
+    read_all(&mut follower);
+    guard.rotate().unwrap();
+    guard.wait_idle(Duration::from_secs(30)).unwrap();
+    assert_eq!(guard.stats().segments_compressed, 1);
+    log("after");
+    read_all(&mut follower);
+    let want: Vec<String> = ["before", "after"]
+        .iter()
+        .flat_map(|t| (0..20).map(move |i| format!("\"{t}\" {i}")))
+        .collect();
+    assert_eq!(got, want);
+}
+
 const THREADS: u64 = 8;
 const PER_THREAD: u64 = 3_000;
 /// Loggers wait while they are this many events ahead of the follower, so retention (which

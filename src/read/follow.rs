@@ -220,22 +220,27 @@ impl Follower {
     /// neither exists yet.
     fn seek(&mut self) -> Result<Option<State>, Error> {
         loop {
-            if let Some(seg) = self.next_segment()? {
-                let seq = seg.seq.unwrap_or_default();
-                match File::open(&seg.path) {
-                    Ok(f) => {
-                        return Ok(Some(State::Segment(SegReader {
-                            seq,
-                            path: seg.path,
-                            reader: decoder(f, seg.kind),
-                            split: Splitter::default(),
-                        })))
+            let names = self.next_segment()?;
+            if !names.is_empty() {
+                // Plain first, then its `.gz` copy: the plain file may be compressed and
+                // removed between the listing and the open.
+                for seg in names {
+                    match File::open(&seg.path) {
+                        Ok(f) => {
+                            return Ok(Some(State::Segment(SegReader {
+                                seq: seg.seq.unwrap_or_default(),
+                                path: seg.path,
+                                reader: decoder(f, seg.kind),
+                                split: Splitter::default(),
+                            })))
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io("open", &seg.path, e)),
                     }
-                    // Renamed (pending → final, plain → gz) or deleted since the listing:
-                    // list again.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io("open", &seg.path, e)),
                 }
+                // Every name renamed (pending → final, plain → gz) or deleted since the
+                // listing: list again.
+                continue;
             }
             let path = self.logs.active_path();
             let file = match File::open(&path) {
@@ -247,7 +252,7 @@ impl Follower {
             let id = crate::sys::file_identity(&file).map_err(|e| Error::io("stat", &path, e))?;
             // Listed after the open: a segment above `done` sealed meanwhile is read first
             // (it may be this very file, sealed before it was opened).
-            if self.next_segment()?.is_some() {
+            if !self.next_segment()?.is_empty() {
                 continue;
             }
             // Still the active file after the listing: it was not sealed before or during
@@ -275,28 +280,29 @@ impl Follower {
         })
     }
 
-    /// The lowest segment numbered above `done` (plain preferred over its `.gz` copy).
+    /// The names of the lowest segment numbered above `done`, in the order to try them
+    /// (pending, plain, then the `.gz` copy); empty when there is none.
     /// Numbers are consecutive (retention removes only the oldest): when the lowest found is
     /// not the next number, the directory is listed twice more, the best of the three taken.
-    fn next_segment(&self) -> Result<Option<SegmentFile>, Error> {
-        let mut best: Option<SegmentFile> = None;
+    fn next_segment(&self) -> Result<Vec<SegmentFile>, Error> {
+        let mut best: Vec<SegmentFile> = Vec::new();
         for _ in 0..3 {
-            let found = self
+            let mut found: Vec<SegmentFile> = self
                 .logs
                 .list(false)?
                 .into_iter()
                 .filter(|s| s.kind != SegmentKind::Active && s.seq > self.done)
-                .min_by_key(|s| (s.seq, s.kind));
-            if let Some(f) = found {
-                if best
-                    .as_ref()
-                    .is_none_or(|b| (f.seq, f.kind) < (b.seq, b.kind))
-                {
-                    best = Some(f);
-                }
+                .collect();
+            let Some(lowest) = found.iter().map(|s| s.seq).min() else {
+                continue;
+            };
+            if best.first().is_none_or(|b| lowest < b.seq) {
+                found.retain(|s| s.seq == lowest);
+                found.sort_by_key(|s| s.kind);
+                best = found;
             }
             let expected = self.done.map(|d| d + 1);
-            if best.as_ref().is_some_and(|b| b.seq == expected) {
+            if best.first().is_some_and(|b| b.seq == expected) {
                 break;
             }
         }
@@ -383,8 +389,10 @@ impl Follower {
     /// segment above it is read.
     fn sealed_seq(&self, a: &ActiveReader) -> Result<Option<u64>, Error> {
         // A candidate renamed (pending → final) or removed (plain → gz) between the listing and
-        // the comparison proves nothing: list again.
-        'list: for _ in 0..3 {
+        // the comparison proves nothing: the others are compared, and if none is the held file,
+        // the directory is listed again (three listings at most: a pending name can stay
+        // while the finisher's fsync runs).
+        for _ in 0..3 {
             let segs = self.logs.list(false)?;
             let Some(lowest) = segs
                 .iter()
@@ -394,14 +402,21 @@ impl Follower {
             else {
                 continue;
             };
+            let mut unsure = false;
             for s in segs.iter().filter(|s| s.seq == Some(lowest)) {
                 match self.is_same_file(a, s)? {
                     Some(true) => return Ok(Some(lowest)),
+                    // A pending name is renamed to its final name at any moment, and an
+                    // identity read while that happens can be wrong (Wine then reports the
+                    // file's index with a volume serial of 0): only the final name can say no.
+                    Some(false) if s.kind == SegmentKind::Pending => unsure = true,
                     Some(false) => {}
-                    None => continue 'list,
+                    None => unsure = true,
                 }
             }
-            return Ok(a.floor);
+            if !unsure {
+                return Ok(a.floor);
+            }
         }
         Ok(a.floor)
     }
