@@ -102,6 +102,11 @@ fn abandoned() -> io::Error {
 
 /// True when `err` says the work was abandoned because `stop` was set, false for a real
 /// failure, even one that happens to be handled after `stop` was set.
+fn is_not_found(err: &Error) -> bool {
+    err.io_error()
+        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
+}
+
 pub(crate) fn is_abandoned(err: &Error) -> bool {
     err.io_error()
         .and_then(io::Error::get_ref)
@@ -258,8 +263,7 @@ pub(crate) fn compress(
         let _ = cfg.fs.remove(&tmp_path);
         return Err(e);
     }
-    cfg.fs
-        .remove(plain)
+    crate::fs::remove_if_present(&*cfg.fs, plain)
         .map_err(|e| Error::io("remove compressed segment's source", plain, e))?;
     cfg.fs
         .sync_dir(&cfg.dir)
@@ -270,7 +274,8 @@ pub(crate) fn compress(
 /// A segment present both plain and compressed (a crash, or a failed directory fsync,
 /// between the `.gz` rename and the removal of its source): keep the `.gz` if it verifies
 /// against the plain file and remove the plain one (true), else remove the `.gz` so the
-/// segment is compressed again (false). Either way the data is on disk exactly once.
+/// segment is compressed again (false). Either way the data is on disk exactly once. A plain
+/// file that cannot be read decides nothing (an error, both kept), unless it is gone (true).
 pub(crate) fn settle(
     cfg: &Config,
     plain: &Path,
@@ -279,15 +284,20 @@ pub(crate) fn settle(
 ) -> Result<bool, Error> {
     let good = match plain_crc(cfg, plain, stop) {
         Ok((len, crc)) => verify(cfg, gz, len, crc, stop).is_ok(),
-        Err(_) => false,
+        // Removed since the scan listed it: the `.gz` was complete before that (the source is
+        // removed only after the rename) and is the segment now.
+        Err(e) if is_not_found(&e) => return Ok(true),
+        // Only a plain file read to its end can prove the `.gz` wrong; until then both stay.
+        // (On Windows the name of a removed file that a reader still holds open can stay
+        // listed, a delete pending, and opening it fails: the `.gz` is the only copy.)
+        Err(e) => return Err(e),
     };
     if stop.load(Ordering::SeqCst) {
         // Verification was cut short: decide nothing.
         return Err(Error::io("verify compressed segment", gz, abandoned()));
     }
     let doomed = if good { plain } else { gz };
-    cfg.fs
-        .remove(doomed)
+    crate::fs::remove_if_present(&*cfg.fs, doomed)
         .map_err(|e| Error::io("remove duplicate of a segment", doomed, e))?;
     cfg.fs
         .sync_dir(&cfg.dir)

@@ -72,6 +72,18 @@ pub(crate) trait Fs: Send + Sync + fmt::Debug {
     fn set_modified(&self, path: &Path, t: SystemTime) -> io::Result<()>;
 }
 
+/// Removes `path` unless it is gone already; whether it removed it. A name gone since it was
+/// listed was removed by someone else, which is what the caller wanted. (On Windows, the name
+/// of a file removed while another handle holds it open can stay listed, a delete pending,
+/// until that handle closes; removing it again fails with `NotFound`.)
+pub(crate) fn remove_if_present(fs: &dyn Fs, path: &Path) -> io::Result<bool> {
+    match fs.remove(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct RealFs;

@@ -291,8 +291,8 @@ fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
                     continue;
                 }
                 let p = cfg.path(&file);
-                match cfg.fs.remove(&p) {
-                    Ok(()) => removed_any = true,
+                match crate::fs::remove_if_present(&*cfg.fs, &p) {
+                    Ok(removed) => removed_any |= removed,
                     // Kept for the next flush()/sync(), like the writer's errors.
                     Err(e) => {
                         all_removed = false;

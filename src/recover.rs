@@ -3,7 +3,8 @@
 //! - temp files (a compression cut short) are removed;
 //! - a segment present both plain and compressed (a crash between the rename of the `.gz` and
 //!   the removal of its source) keeps the `.gz` if it verifies against the plain file, else the
-//!   `.gz` is removed and the segment compressed again;
+//!   `.gz` is removed and the segment compressed again (a plain file that cannot be read is
+//!   left, with its `.gz`, to the first maintenance pass);
 //! - an active file that is also a segment's name, or a pending name that is also its final
 //!   name (the link-then-unlink rename of the BSDs, or of file systems without
 //!   `RENAME_NOREPLACE`, cut short), is released from the earlier name;
@@ -35,7 +36,7 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
     let mut links_released = 0u64;
     for t in &scan.temps {
         let p = cfg.path(t);
-        fs.remove(&p)
+        crate::fs::remove_if_present(&**fs, &p)
             .map_err(|e| Error::io("remove orphan temp file", &p, e))?;
         temps_removed += 1;
     }
@@ -43,10 +44,12 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
         if let (Some(_), Some(_)) = (&seg.plain, &seg.gz) {
             let plain = cfg.path(&name::segment(&cfg.stem, *seq, &seg.label));
             let gz = cfg.path(&name::compressed(&cfg.stem, *seq, &seg.label));
-            if crate::compress::settle(cfg, &plain, &gz, &never)? {
-                gz_kept += 1;
-            } else {
-                gz_removed += 1;
+            match crate::compress::settle(cfg, &plain, &gz, &never) {
+                Ok(true) => gz_kept += 1,
+                Ok(false) => gz_removed += 1,
+                // The plain file cannot be read now: both stay, and the first maintenance
+                // pass settles the segment (or reports why it cannot).
+                Err(_) => {}
             }
         }
     }

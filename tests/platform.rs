@@ -1,14 +1,15 @@
 //! What each platform must give the sink, checked on every one of them (Linux, macOS, the
 //! BSDs, Windows): a reader holding the active file open never blocks a rotation (Windows
 //! share modes), renames never replace, and the state a `link` + `unlink` rename leaves when
-//! a crash cuts it short (the BSDs' no-replace rename) is repaired at startup.
+//! a crash cuts it short (the BSDs' no-replace rename) is repaired at startup, and a segment
+//! a reader holds open while it is compressed (a delete left pending on Windows) is kept.
 
 mod common;
 
 use std::io::Read;
 use std::time::Duration;
 
-use tracing_filesink::FileSink;
+use tracing_filesink::{Compression, FileSink};
 
 const STEM: &str = "app";
 
@@ -60,6 +61,56 @@ fn rotation_renames_a_file_a_reader_holds_open() {
     assert_eq!(seen, seg, "the reader followed the renamed file");
     assert_eq!(guard.stats().rotations, 1);
     guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+}
+
+/// A reader (a shipper, `filesink follow`) holding finished segments open while the sink
+/// compresses them loses nothing, and the sink reports no error. On Windows the removed plain
+/// name can stay listed, a delete pending, while the reader holds the file, and opening or
+/// removing it fails with "not found": the next pass must take it for gone, not for a second
+/// copy whose `.gz` failed to verify (which would delete the `.gz`, the only copy left).
+#[test]
+fn segments_a_reader_holds_open_are_compressed_and_kept() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    {
+        let (layer, guard) = FileSink::builder(dir, STEM).build().expect("build");
+        let sub = common::dispatch(layer);
+        log(&sub, "one", 40);
+        guard.rotate().expect("rotate");
+        log(&sub, "two", 40);
+        guard.rotate().expect("rotate");
+        guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+    }
+    let plain = common::segments(dir, STEM);
+    assert_eq!(plain.len(), 2, "{:?}", common::file_names(dir));
+    let held: Vec<std::fs::File> = plain
+        .iter()
+        .map(|s| std::fs::File::open(dir.join(&s.name)).expect("reader opens"))
+        .collect();
+
+    let (_layer, guard) = FileSink::builder(dir, STEM)
+        .compression(Compression::gzip())
+        .build()
+        .expect("build with gzip");
+    let wait = Duration::from_secs(30);
+    guard.wait_idle(wait).expect("both segments compressed");
+    // Another pass while the reader still holds both plain files.
+    guard.wait_idle(wait).expect("a second pass");
+    assert_eq!(guard.stats().segments_compressed, 2);
+    guard.flush().expect("no error kept for flush");
+    drop(held);
+    guard
+        .wait_idle(wait)
+        .expect("a pass after the reader closed");
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+
+    let segs = common::segments(dir, STEM);
+    assert_eq!(segs.len(), 2, "{:?}", common::file_names(dir));
+    for (seg, tag) in segs.iter().zip(["one", "two"]) {
+        assert!(seg.gz, "{} is compressed", seg.name);
+        let bytes = common::read_maybe_gz(&dir.join(&seg.name));
+        assert_eq!(tagged(&bytes, &seg.name, tag), 40, "{}", seg.name);
+    }
 }
 
 /// A crash between the `link` and the `unlink` of a no-replace rename leaves a finished
