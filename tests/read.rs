@@ -215,6 +215,55 @@ fn follower_holding_a_file_compressed_under_it_repeats_nothing() {
     assert_eq!(got, want);
 }
 
+/// An error while the follower reads the active file (here the directory is moved away and a
+/// file put in its place) is returned, and the follower keeps its place: once the directory
+/// is back it reads on from where it was, repeating nothing. Unix only: Windows refuses to
+/// rename a directory while a file in it is open.
+#[cfg(unix)]
+#[test]
+fn follower_keeps_its_place_across_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("logs");
+    let moved = tmp.path().join("moved");
+    let log = |tag: &str| {
+        let (layer, guard) = FileSink::builder(&dir, "app").build().unwrap();
+        let sub = common::dispatch(layer);
+        tracing::dispatcher::with_default(&sub, || {
+            for i in 0..5u64 {
+                tracing::info!(tag, i, "event");
+            }
+        });
+        guard.shutdown(Duration::from_secs(5)).unwrap();
+    };
+    let take = |f: &mut tracing_filesink::read::Follower| {
+        let mut got = Vec::new();
+        while let Some(l) = f.poll().unwrap() {
+            got.push(common::json(l.as_str().unwrap())["fields"]["tag"].to_string());
+        }
+        got
+    };
+    log("first");
+    let mut follower = LogDir::open(&dir, "app").unwrap().follow().unwrap();
+    assert_eq!(take(&mut follower), vec!["\"first\""; 5]);
+
+    std::fs::rename(&dir, &moved).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
+    assert!(
+        follower.poll().is_err(),
+        "the follower cannot look at the directory"
+    );
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&moved, &dir).unwrap();
+
+    assert_eq!(
+        take(&mut follower),
+        Vec::<String>::new(),
+        "nothing read twice"
+    );
+    log("second");
+    assert_eq!(take(&mut follower), vec!["\"second\""; 5]);
+}
+
 const THREADS: u64 = 8;
 const PER_THREAD: u64 = 3_000;
 /// Loggers wait while they are this many events ahead of the follower, so retention (which

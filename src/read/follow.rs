@@ -76,6 +76,16 @@ enum State {
     Active(ActiveReader),
 }
 
+/// What one look at the active file found.
+enum Step {
+    /// Lines are queued.
+    Lines,
+    /// Nothing new for now.
+    Idle,
+    /// The file is sealed and read to its end: on to the next segment.
+    Done,
+}
+
 /// A finished (or pending) segment, read front to back.
 struct SegReader {
     seq: u64,
@@ -205,11 +215,18 @@ impl Follower {
                     None => return Ok(None),
                 },
                 State::Segment(r) => self.read_segment(r)?,
-                State::Active(a) => match self.read_active(a)? {
-                    (s, true) => s,
-                    (s, false) => {
-                        self.state = s;
+                State::Active(mut a) => match self.read_active(&mut a) {
+                    Ok(Step::Lines) => State::Active(a),
+                    Ok(Step::Idle) => {
+                        self.state = State::Active(a);
                         return Ok(None);
+                    }
+                    Ok(Step::Done) => State::Seek,
+                    // Kept, with its position: the next poll goes on from there, never from
+                    // the start of the file again.
+                    Err(e) => {
+                        self.state = State::Active(a);
+                        return Err(e);
                     }
                 },
             };
@@ -334,9 +351,8 @@ impl Follower {
         }
     }
 
-    /// Reads what is new in the active file. Returns the next state and whether to go on
-    /// (false: nothing new for now).
-    fn read_active(&mut self, mut a: ActiveReader) -> Result<(State, bool), Error> {
+    /// Reads what is new in the active file.
+    fn read_active(&mut self, a: &mut ActiveReader) -> Result<Step, Error> {
         let path = self.logs.active_path();
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -363,15 +379,15 @@ impl Follower {
             if n > 0 {
                 a.split.push(&buf[..n], None, &mut self.queue);
                 if !self.queue.is_empty() {
-                    return Ok((State::Active(a), true));
+                    return Ok(Step::Lines);
                 }
                 continue;
             }
             // At the end.
             if a.sealed {
                 a.split.finish(None, &mut self.queue);
-                self.done = self.sealed_seq(&a)?;
-                return Ok((State::Seek, true));
+                self.done = self.sealed_seq(a)?;
+                return Ok(Step::Done);
             }
             match path_id(&path)? {
                 Some(id) if id != a.id => {
@@ -379,7 +395,7 @@ impl Follower {
                     a.sealed = true;
                 }
                 // Same file, or between a rotation's rename and its creation of the next.
-                _ => return Ok((State::Active(a), false)),
+                _ => return Ok(Step::Idle),
             }
         }
     }
