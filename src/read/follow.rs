@@ -437,10 +437,24 @@ impl Follower {
         Ok(a.floor)
     }
 
-    /// Whether `s` is the held file; `None` if `s` is gone.
+    /// Whether `s` is the held file; `None` if `s` is gone or cannot tell.
     fn is_same_file(&self, a: &ActiveReader, s: &SegmentFile) -> Result<Option<bool>, Error> {
         if s.kind != SegmentKind::Compressed {
-            return Ok(path_id(&s.path)?.map(|id| id == a.id));
+            return match crate::sys::path_identity(&s.path) {
+                Ok(id) => Ok(Some(id == a.id)),
+                // Windows refuses even this open while a removal is pending, which lasts as
+                // long as a handle is open: the follower's own, on a segment compressed while
+                // it was the active file. Its `.gz`, listed beside it, answers instead.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(Error::io("stat", &s.path, e)),
+            };
         }
         // A compressed copy: same content (the length the held file has now is final).
         let f = match File::open(&s.path) {
