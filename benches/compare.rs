@@ -445,19 +445,28 @@ fn parent() -> ExitCode {
     print_targets(&res);
     println!();
     for (v, s) in res.variants.iter().zip(&res.samples) {
+        // A sparse run's events/s is its pace (one per millisecond), not a measurement.
         let rates: Vec<String> = s
             .iter()
+            .filter(|_| v.workload != Workload::Sparse)
             .filter_map(|s| s["events_per_sec"].as_f64())
             .map(fmt_rate)
             .collect();
         let notes = s.last().and_then(|s| s["notes"].as_str()).unwrap_or("");
+        let rates = if rates.is_empty() {
+            String::new()
+        } else {
+            format!("{} events/s", rates.join(", "))
+        };
         if !rates.is_empty() || !notes.is_empty() {
             println!(
-                "- {} runs: {} events/s{}{}",
+                "- {} runs: {rates}{}{notes}",
                 v.key,
-                rates.join(", "),
-                if notes.is_empty() { "" } else { "; " },
-                notes
+                if rates.is_empty() || notes.is_empty() {
+                    ""
+                } else {
+                    "; "
+                },
             );
         }
     }
