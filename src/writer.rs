@@ -228,9 +228,10 @@ impl Writer {
             let mut freed = 0usize;
             let mut drained = 0u64;
             let mut records = 0u64;
-            // The high-water marks count what was waiting when the pass began: callers refill
-            // the channel while the pass writes, and what the whole pass drains can be far
-            // more than the queue ever held at once.
+            // The high-water marks count what was waiting when the pass began, and again
+            // after each batch the pass writes: callers refill the channel while a batch is
+            // written, and what the whole pass drains can be far more than the queue ever held
+            // at once (on a slow disk one pass can drain a whole burst).
             let mut waiting = self.rx.len();
             while self.buf.len() < self.buf_limit() {
                 match self.rx.try_recv() {
@@ -241,8 +242,16 @@ impl Writer {
                             drained += chunk.data.len() as u64;
                             records += chunk.records;
                         }
+                        // `append_chunk` writes the batch out when it reaches this size.
+                        let writes = self.buf.len() + chunk.data.len() >= BATCH_BYTES;
                         self.received(chunk, slot.as_deref());
                         progressed = true;
+                        if writes {
+                            Counters::raise(&self.counters().queue_high_water, records);
+                            Counters::raise(&self.counters().queue_bytes_high_water, drained);
+                            (records, drained) = (0, 0);
+                            waiting = self.rx.len();
+                        }
                     }
                     Ok(Msg::Control(c)) => {
                         waiting = waiting.saturating_sub(1);
