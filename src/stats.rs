@@ -32,7 +32,8 @@ pub struct Stats {
     /// Events whose formatting failed or panicked (a record saying so was written instead).
     pub format_errors: u64,
     /// The most events the writer found waiting at once: the full chunks in the queue when
-    /// it began a pass, plus the threads' open chunks it collected in that pass.
+    /// it began a pass or came back from writing a batch, plus the threads' open chunks it
+    /// collected.
     pub queue_high_water: u64,
     /// The same in bytes of records.
     pub queue_bytes_high_water: u64,
