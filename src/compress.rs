@@ -100,13 +100,14 @@ fn abandoned() -> io::Error {
     io::Error::new(io::ErrorKind::Interrupted, Abandoned)
 }
 
-/// True when `err` says the work was abandoned because `stop` was set, false for a real
-/// failure, even one that happens to be handled after `stop` was set.
+/// True when `err` is an I/O error saying the file is not there.
 fn is_not_found(err: &Error) -> bool {
     err.io_error()
         .is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
 }
 
+/// True when `err` says the work was abandoned because `stop` was set, false for a real
+/// failure, even one that happens to be handled after `stop` was set.
 pub(crate) fn is_abandoned(err: &Error) -> bool {
     err.io_error()
         .and_then(io::Error::get_ref)
@@ -309,6 +310,9 @@ pub(crate) fn settle(
 mod tests {
     use super::*;
     use crate::fs::{Entry, Fs, RealFs};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::SystemTime;
 
     #[test]
     fn an_unpinned_gzip_drops_to_its_catch_up_level_only_while_behind() {
@@ -321,9 +325,6 @@ mod tests {
         assert_eq!(pinned.level_for(1), 9);
         assert_eq!(pinned.level_for(500), 9);
     }
-    use std::path::PathBuf;
-    use std::sync::Arc;
-    use std::time::SystemTime;
 
     /// The real file system, except that temp files fill up after `room` bytes (ENOSPC).
     #[derive(Debug)]

@@ -174,13 +174,13 @@ impl FaultFs {
         self.gate().panic_next_write = true;
     }
 
-    /// Where every write and fsync passes first: blocks while its kind is held; a write
-    /// panics when told to.
     /// Every later write takes at least `d`: a slow disk, not a failing one.
     pub(crate) fn slow_writes(&self, d: std::time::Duration) {
         self.gate().write_delay = d;
     }
 
+    /// Where every write and fsync passes first: blocks while its kind is held; a write
+    /// panics when told to, and waits out the slow disk's delay.
     fn gate_pass(&self, op: Held) {
         let mut g = self.gate();
         if op == Held::Write && std::mem::take(&mut g.panic_next_write) {
