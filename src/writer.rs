@@ -242,13 +242,10 @@ impl Writer {
                             drained += chunk.data.len() as u64;
                             records += chunk.records;
                         }
-                        // `append_chunk` writes the batch out when it reaches this size.
-                        let writes = self.buf.len() + chunk.data.len() >= BATCH_BYTES;
-                        self.received(chunk, slot.as_deref());
+                        let wrote = self.received(chunk, slot.as_deref());
                         progressed = true;
-                        if writes {
-                            Counters::raise(&self.counters().queue_high_water, records);
-                            Counters::raise(&self.counters().queue_bytes_high_water, drained);
+                        if wrote {
+                            self.raise_high_water(records, drained);
                             (records, drained) = (0, 0);
                             waiting = self.rx.len();
                         }
@@ -284,8 +281,7 @@ impl Writer {
                 self.queue.notify_space();
             }
             self.check_pending();
-            Counters::raise(&self.counters().queue_high_water, records + taken);
-            Counters::raise(&self.counters().queue_bytes_high_water, drained + bytes);
+            self.raise_high_water(records + taken, drained + bytes);
             self.report_drops();
             self.write_out();
             self.timers();
@@ -297,24 +293,33 @@ impl Writer {
         }
     }
 
-    /// A chunk out of the channel.
-    fn received(&mut self, chunk: Chunk, slot: Option<&Slot>) {
+    /// A chunk out of the channel. True when the batch was written out meanwhile.
+    fn received(&mut self, chunk: Chunk, slot: Option<&Slot>) -> bool {
         if let Some(slot) = slot {
             slot.received.fetch_add(1, Ordering::Relaxed);
         }
-        self.append_chunk(chunk);
+        self.append_chunk(chunk)
+    }
+
+    /// `records` events of `bytes` bytes were waiting at once.
+    fn raise_high_water(&self, records: u64, bytes: u64) {
+        Counters::raise(&self.counters().queue_high_water, records);
+        Counters::raise(&self.counters().queue_bytes_high_water, bytes);
     }
 
     /// Adds whole records to the batch. A batch that crosses the size limit is split at a
-    /// record boundary when it is written (`fitting_prefix`).
-    fn append_chunk(&mut self, chunk: Chunk) {
+    /// record boundary when it is written (`fitting_prefix`). True when the batch reached
+    /// its size and was written out.
+    fn append_chunk(&mut self, chunk: Chunk) -> bool {
         self.buf.extend_from_slice(&chunk.data);
         self.buf_records += chunk.records;
         self.buf_urgent |= chunk.urgent;
         self.queue.recycle(chunk.data);
-        if self.buf.len() >= BATCH_BYTES {
-            self.write_out();
+        if self.buf.len() < BATCH_BYTES {
+            return false;
         }
+        self.write_out();
+        true
     }
 
     /// Takes the open chunk of every slot that has none in the channel (stopping at the
@@ -370,7 +375,9 @@ impl Writer {
                 }
             };
             match chunk {
-                Some(chunk) => self.append_chunk(chunk),
+                Some(chunk) => {
+                    self.append_chunk(chunk);
+                }
                 None if self.buf.len() >= BATCH_BYTES => {
                     self.write_out();
                 }
