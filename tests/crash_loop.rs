@@ -9,12 +9,13 @@
 //! The child is this test binary re-executed on the ignored test `crash_loop_child`, which
 //! does nothing unless `CRASH_LOOP_DIR` is set. Seed: `CRASH_LOOP_SEED` replays a run.
 
+mod common;
 mod fault_support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,7 +121,6 @@ fn crash_loop() {
     let mut rng = XorShift(seed);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("logs");
-    let exe = std::env::current_exe().expect("current_exe");
     // acked[run][thread]: events 0..n of that thread in that run were acknowledged.
     let mut acked: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     let mut killed = 0u64;
@@ -133,9 +133,7 @@ fn crash_loop() {
         run += 1;
         let delay = Duration::from_micros(rng.next() % MAX_DELAY_US);
         let spawn = || {
-            Command::new(&exe)
-                .args(["--exact", "crash_loop_child", "--ignored", "--nocapture"])
-                .args(["--test-threads", "1"])
+            common::rerun_ignored("crash_loop_child")
                 .env("CRASH_LOOP_DIR", &dir)
                 .env("CRASH_LOOP_RUN", run.to_string())
                 .env_remove("CRASH_LOOP_SEED")

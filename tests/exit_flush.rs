@@ -2,7 +2,8 @@
 //! is (never dropped, in a `static`, or discarded at once with `let (layer, _) = ...`), and
 //! before a panic when the user opted into the panic hook.
 
-use std::process::Command;
+mod common;
+
 use std::sync::OnceLock;
 
 use tracing_filesink::{FileSink, FileSinkGuard};
@@ -15,14 +16,7 @@ const EVENTS: usize = 5_000;
 
 /// Runs this test binary again as a child acting out `mode` in `dir`.
 fn child(mode: &str, dir: &std::path::Path) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    common::rerun_ignored("child_entry")
         .env("FILESINK_EXIT_CHILD", mode)
         .env("FILESINK_EXIT_DIR", dir)
         .output()

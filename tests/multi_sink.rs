@@ -13,7 +13,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use tracing::{instrument, Level};
 use tracing_filesink::{FileSink, Format};
@@ -116,14 +115,7 @@ fn child_entry() {
 }
 
 fn run_child(dir: &Path) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = common::rerun_ignored("child_entry")
         .env(CHILD, dir)
         .output()
         .unwrap();

@@ -203,3 +203,17 @@ pub fn forking<T>(f: impl FnOnce() -> T) -> T {
     let _g = FORKS.read().unwrap_or_else(|p| p.into_inner());
     f()
 }
+
+/// This test binary again, running only its ignored test `entry`: the body of a child
+/// process, which acts only when the caller's environment variables tell it what to do.
+pub fn rerun_ignored(entry: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().expect("current_exe"));
+    c.args([
+        "--exact",
+        entry,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    c
+}
