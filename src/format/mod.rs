@@ -117,23 +117,23 @@ impl Formatter {
         match self.format {
             Format::Json => {
                 values.record(&mut json::SpanVisitor(&mut f.entries));
-                f.rendered.clear();
+                // Rendered again in place, into the span's own buffer.
+                let mut buf = std::mem::take(&mut f.rendered).into_bytes();
+                buf.clear();
                 for (k, v) in &f.entries {
-                    let mut buf = Vec::with_capacity(k.len() + v.len() + 4);
                     buf.push(b'"');
                     escape::json_escape_into(&mut buf, k);
                     buf.extend_from_slice(b"\":");
                     buf.extend_from_slice(v.as_bytes());
                     buf.push(b',');
-                    // Escaped output of valid UTF-8 is valid UTF-8.
-                    f.rendered.push_str(&String::from_utf8_lossy(&buf));
                 }
+                f.rendered = into_string(buf);
             }
             Format::Text => {
                 let mut buf = std::mem::take(&mut f.rendered).into_bytes();
                 let empty = buf.is_empty();
                 values.record(&mut text::FieldVisitor::new(&mut buf, empty));
-                f.rendered = String::from_utf8_lossy(&buf).into_owned();
+                f.rendered = into_string(buf);
             }
         }
     }
@@ -166,6 +166,12 @@ impl Formatter {
         }
         out.push(b'\n');
     }
+}
+
+/// Rendered fields as a `String`, without a copy. The escapers write valid UTF-8 for valid
+/// UTF-8 input, so the lossy branch is only a guard.
+fn into_string(buf: Vec<u8>) -> String {
+    String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 pub(crate) fn level_str(level: &Level) -> &'static str {
