@@ -393,11 +393,7 @@ impl Queue {
             // No room now: the chunk stays where the writer collects it.
             let _ = self.hand_over(slot, &mut open);
         }
-        let sleeping = self.sleeping.load(Ordering::Relaxed);
-        drop(open);
-        if sleeping {
-            self.wake_sleeper();
-        }
+        self.unlock_and_wake(open);
     }
 
     /// A full chunk that could not be handed over: the overflow policy decides.
@@ -411,11 +407,7 @@ impl Queue {
         match res {
             Ok(mut open) if !open.closed => {
                 open.chunk.push(record, urgent);
-                let sleeping = self.sleeping.load(Ordering::Relaxed);
-                drop(open);
-                if sleeping {
-                    self.wake_sleeper();
-                }
+                self.unlock_and_wake(open);
             }
             Ok(_) => self.dropped(),
             Err(why) => self.gave_up(why),
@@ -808,6 +800,17 @@ impl Queue {
     fn wake_if_sleeping(&self) {
         fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::Relaxed) {
+            self.wake_sleeper();
+        }
+    }
+
+    /// Releases a slot a record was just appended to, waking the writer if it announced a
+    /// deep sleep: `sleeping` is read while the slot's lock is held (see `wake_if_sleeping`).
+    #[inline]
+    fn unlock_and_wake(&self, open: MutexGuard<'_, Open>) {
+        let sleeping = self.sleeping.load(Ordering::Relaxed);
+        drop(open);
+        if sleeping {
             self.wake_sleeper();
         }
     }
