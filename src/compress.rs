@@ -5,7 +5,7 @@
 //! without replacing, fsync the directory, and only then remove the plain segment. Any failure
 //! removes the temp file and keeps the plain segment.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -128,36 +128,78 @@ impl Read for ReadFrom<'_> {
     }
 }
 
-/// Checks that the gzip file at `gz` decompresses to exactly `len` bytes with CRC32 `crc`.
+/// Checks that the gzip file at `gz` is one gzip member, with nothing after it, that
+/// decompresses to exactly `len` bytes, and, given `crc`, that the CRC32 in its trailer is
+/// `crc`.
+///
+/// The decoder computes the CRC32 of what it decompresses and fails unless it equals the
+/// trailer's (flate2's `GzDecoder` checks the trailer's CRC32 and length). So the output's
+/// CRC32 is the trailer's, and the trailer's is `crc`: one CRC32 pass over the output proves
+/// both. `compress` passes no `crc`: the trailer it wrote holds the CRC32 the encoder
+/// computed over the very bytes it was given, so the decoder's check is the comparison.
 pub(crate) fn verify(
     cfg: &Config,
     gz: &Path,
     len: u64,
-    crc: u32,
+    crc: Option<u32>,
     stop: &AtomicBool,
 ) -> Result<(), Error> {
+    let fail = |e| Error::io("verify compressed segment", gz, e);
     let f = cfg
         .fs
         .open_read(gz)
         .map_err(|e| Error::io("open for verification", gz, e))?;
-    let (dlen, dcrc) = count_and_crc(
-        flate2::read::MultiGzDecoder::new(ReadFrom { file: &*f, pos: 0 }),
-        stop,
-    )
-    .map_err(|e| Error::io("verify compressed segment", gz, e))?;
-    if dlen != len || dcrc != crc {
-        return Err(Error::io(
-            "verify compressed segment",
-            gz,
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "decompressed {dlen} bytes crc {dcrc:08x}, expected {len} bytes crc {crc:08x}"
-                ),
-            ),
-        ));
+    let file_len = f.len().map_err(fail)?;
+    let mut dec = flate2::bufread::GzDecoder::new(io::BufReader::with_capacity(
+        64 * 1024,
+        ReadFrom { file: &*f, pos: 0 },
+    ));
+    let dlen = count(&mut dec, stop).map_err(fail)?;
+    let trailing = dec.get_mut().fill_buf().map_err(fail)?.len();
+    let mismatch = |what: String| fail(io::Error::new(io::ErrorKind::InvalidData, what));
+    if trailing > 0 {
+        return Err(mismatch(format!(
+            "{trailing} bytes or more after the gzip member"
+        )));
+    }
+    if dlen != len {
+        return Err(mismatch(format!(
+            "decompressed {dlen} bytes, expected {len}"
+        )));
+    }
+    if let Some(crc) = crc {
+        // The member ends where the file does: its trailer is the file's last 8 bytes.
+        let mut trailer = [0u8; 4];
+        let mut r = ReadFrom {
+            file: &*f,
+            pos: file_len.saturating_sub(8),
+        };
+        r.read_exact(&mut trailer).map_err(fail)?;
+        let got = u32::from_le_bytes(trailer);
+        if got != crc {
+            return Err(mismatch(format!(
+                "decompressed data has crc {got:08x}, expected {crc:08x}"
+            )));
+        }
     }
     Ok(())
+}
+
+/// Bytes read from `r` to its end.
+fn count(r: &mut impl Read, stop: &AtomicBool) -> io::Result<u64> {
+    let mut len = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(abandoned());
+        }
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(len),
+            Ok(n) => len += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Length (as u64, not the CRC's 32-bit counter) and CRC32 of a stream.
@@ -215,8 +257,7 @@ pub(crate) fn compress(
         .map_err(|e| Error::io("create temp file", &cfg.dir, e))?;
     let result = (|| -> Result<(), Error> {
         let mut enc = flate2::write::GzEncoder::new(tmp, flate2::Compression::new(level));
-        let (len, crc) = {
-            let mut crc = flate2::Crc::new();
+        let len = {
             let mut len = 0u64;
             let mut buf = vec![0u8; 64 * 1024];
             let mut r = ReadFrom {
@@ -234,12 +275,11 @@ pub(crate) fn compress(
                 if n == 0 {
                     break;
                 }
-                crc.update(&buf[..n]);
                 len += n as u64;
                 enc.write_all(&buf[..n])
                     .map_err(|e| Error::io("write temp file", &tmp_path, e))?;
             }
-            (len, crc.sum())
+            len
         };
         let mut tmp = enc
             .finish()
@@ -247,7 +287,7 @@ pub(crate) fn compress(
         tmp.sync()
             .map_err(|e| Error::io("fsync temp file", &tmp_path, e))?;
         drop(tmp);
-        verify(cfg, &tmp_path, len, crc, stop)?;
+        verify(cfg, &tmp_path, len, None, stop)?;
         if let Some(t) = modified {
             // Retention by age reads the segment's last write, not the compression time.
             let _ = cfg.fs.set_modified(&tmp_path, t);
@@ -284,7 +324,7 @@ pub(crate) fn settle(
     stop: &AtomicBool,
 ) -> Result<bool, Error> {
     let good = match plain_crc(cfg, plain, stop) {
-        Ok((len, crc)) => verify(cfg, gz, len, crc, stop).is_ok(),
+        Ok((len, crc)) => verify(cfg, gz, len, Some(crc), stop).is_ok(),
         // Removed since the scan listed it: the `.gz` was complete before that (the source is
         // removed only after the rename) and is the segment now.
         Err(e) if is_not_found(&e) => return Ok(true),
@@ -490,5 +530,68 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, data);
+    }
+
+    fn gzip_of(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// `verify` accepts exactly one member that decompresses to the segment, and rejects each
+    /// way a `.gz` can differ from it: a damaged body (the decoder's own CRC32 check), another
+    /// length, a trailer whose CRC32 is not the segment's (a valid `.gz` of other bytes of the
+    /// same length: only the trailer comparison can tell), bytes after the member, a second
+    /// member.
+    #[test]
+    fn verify_accepts_the_segment_and_rejects_every_other_gz() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = crate::FileSink::builder(tmp.path(), "app")
+            .validate()
+            .unwrap();
+        let (_, data) = segment_with_data(tmp.path());
+        let (len, crc) = (data.len() as u64, {
+            let mut c = flate2::Crc::new();
+            c.update(&data);
+            c.sum()
+        });
+        let never = AtomicBool::new(false);
+        let check = |bytes: &[u8], crc: Option<u32>| {
+            let gz = tmp.path().join("x.gz");
+            std::fs::write(&gz, bytes).unwrap();
+            verify(&cfg, &gz, len, crc, &never)
+        };
+        let good = gzip_of(&data);
+        check(&good, Some(crc)).unwrap();
+        check(&good, None).unwrap();
+
+        let mut damaged = good.clone();
+        let mid = damaged.len() / 2;
+        damaged[mid] ^= 0x01;
+        assert!(check(&damaged, None).is_err(), "a damaged body passed");
+
+        let mut shorter = data.clone();
+        shorter.pop();
+        assert!(
+            check(&gzip_of(&shorter), None).is_err(),
+            "a shorter segment passed"
+        );
+
+        let mut other = data.clone();
+        other[0] ^= 0x01;
+        let other = gzip_of(&other);
+        check(&other, None).unwrap();
+        let err = check(&other, Some(crc)).unwrap_err();
+        assert!(err.to_string().contains("crc"), "{err}");
+
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(b"junk");
+        let err = check(&trailing, Some(crc)).unwrap_err();
+        assert!(err.to_string().contains("after the gzip member"), "{err}");
+
+        let half = data.len() / 2;
+        let mut two = gzip_of(&data[..half]);
+        two.extend_from_slice(&gzip_of(&data[half..]));
+        assert!(check(&two, Some(crc)).is_err(), "two members passed");
     }
 }
