@@ -31,8 +31,14 @@
 //!
 //! **Sustained**: 4 threads paced at half of (a)'s events/s measured earlier in the same run
 //! (`BENCH_PACED_RATE` events/s instead when it is set; 1,000,000 when it is not and (a) does
-//! not run), for `BENCH_SUSTAIN_SECS` (default 20) seconds. Each thread logs event `i` at `start + i × interval` (sleeping until then, so
-//! events come in small bursts after each wake-up).
+//! not run), for `BENCH_SUSTAIN_SECS` (default 20) seconds. Event `i` of each thread is due
+//! at `start + i × interval`. A thread logs each event at once unless it is due
+//! `BENCH_PACE_QUANTUM_US` (default 1000) or more ahead, and then sleeps until it is due: it
+//! never runs more than 1 ms ahead of its schedule, and sleeps about once a millisecond.
+//! (With `BENCH_PACE_QUANTUM_US=0` a thread sleeps whenever it is ahead at all, as the bench
+//! did before: about 6,000 sleeps a second per thread at 500,000 events/s, each shorter than
+//! the kernel's timer slack. Those sleeps took about 0.3 of the machine's 2 cores, and the
+//! first event after each wake-up ran on cold caches, which made most of the rows' p99.9.)
 //!
 //! | key | variant |
 //! |---|---|
@@ -77,7 +83,8 @@
 //! 30 KiB per thread, allocated before the start barrier).
 //!
 //! Environment: `BENCH_RUNS`, `BENCH_VARIANTS` (comma-separated keys, e.g. `a,b,sa`; default
-//! all), `BENCH_EVENTS`, `BENCH_PACED_RATE`, `BENCH_SUSTAIN_SECS`, `BENCH_SPARSE_EVENTS`,
+//! all), `BENCH_EVENTS`, `BENCH_PACED_RATE`, `BENCH_SUSTAIN_SECS`, `BENCH_PACE_QUANTUM_US`,
+//! `BENCH_SPARSE_EVENTS`,
 //! `BENCH_FILTER_CALLS`, `BENCH_DIR` (where the children's temp dirs go; default the system
 //! temp dir: the sustained rows write several GB there).
 
@@ -306,6 +313,11 @@ fn env_num(name: &str, default: f64) -> f64 {
             .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
         Err(_) => default,
     }
+}
+
+/// How far ahead of its schedule a sustained thread runs before it sleeps, in µs.
+fn pace_quantum_us() -> f64 {
+    env_num("BENCH_PACE_QUANTUM_US", 1000.0)
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -608,7 +620,7 @@ fn print_tables(res: &Results, paced_rates: &[f64]) {
         Workload::Sustained,
         &format!(
             "Sustained: {THREADS} threads paced at {} ({} events/s per run; (r) at half that), \
-             {:.0} s",
+             {:.0} s, each thread sleeping once it is {} µs ahead of its schedule",
             if std::env::var("BENCH_PACED_RATE").is_ok() {
                 "BENCH_PACED_RATE"
             } else if res.variants.iter().any(|v| v.key == "a") {
@@ -617,7 +629,8 @@ fn print_tables(res: &Results, paced_rates: &[f64]) {
                 "the default rate ((a) did not run)"
             },
             rates.join(", "),
-            env_num("BENCH_SUSTAIN_SECS", 20.0)
+            env_num("BENCH_SUSTAIN_SECS", 20.0),
+            pace_quantum_us()
         ),
         &sustained,
         "events/s achieved: events over the window from the start to the final flush (below the \
@@ -1197,9 +1210,15 @@ fn child(v: &Variant) -> Result<Value, String> {
         Workload::Sustained => {
             let rate = env_num("BENCH_PACED_RATE", 1_000_000.0);
             result["paced_rate"] = json!(rate);
-            Some(threads as f64 * 1e9 / rate)
+            Some(Pace {
+                interval_ns: threads as f64 * 1e9 / rate,
+                quantum: Duration::from_micros(pace_quantum_us() as u64),
+            })
         }
-        Workload::Sparse => Some(1e6),
+        Workload::Sparse => Some(Pace {
+            interval_ns: 1e6,
+            quantum: Duration::ZERO,
+        }),
         _ => None,
     };
     let (wall, hist) = match &mut pipeline {
@@ -1357,14 +1376,23 @@ fn child(v: &Variant) -> Result<Value, String> {
     Ok(result)
 }
 
+/// How each thread of a paced workload spaces its events.
+#[derive(Clone, Copy)]
+struct Pace {
+    /// Event `i` is due `i × interval_ns` after the thread's start.
+    interval_ns: f64,
+    /// The thread sleeps until an event is due only when it is due this far ahead or more;
+    /// otherwise it logs the event at once.
+    quantum: Duration,
+}
+
 /// Runs `threads` threads released by one barrier, each logging `n` events through `log` and
-/// timing every call; with `pace_ns`, each thread logs its event `i` no earlier than
-/// `i × pace_ns` after its start. Returns the wall time from the barrier to the end of
-/// `finish`, and the merged latency histogram.
+/// timing every call, paced by `pace` if given. Returns the wall time from the barrier to
+/// the end of `finish`, and the merged latency histogram.
 fn workload<L: Fn(usize, u64) + Sync>(
     threads: usize,
     n: usize,
-    pace_ns: Option<f64>,
+    pace: Option<Pace>,
     log: &L,
     finish: impl FnOnce() -> Result<(), String>,
 ) -> Result<(Duration, Histogram), String> {
@@ -1378,10 +1406,11 @@ fn workload<L: Fn(usize, u64) + Sync>(
                     barrier.wait();
                     let start = Instant::now();
                     for i in 0..n as u64 {
-                        if let Some(p) = pace_ns {
-                            let due = start + Duration::from_nanos((p * i as f64) as u64);
+                        if let Some(p) = pace {
+                            let due =
+                                start + Duration::from_nanos((p.interval_ns * i as f64) as u64);
                             let now = Instant::now();
-                            if due > now {
+                            if due > now && due - now >= p.quantum {
                                 std::thread::sleep(due - now);
                             }
                         }
