@@ -154,7 +154,7 @@ pub(crate) fn verify(
         64 * 1024,
         ReadFrom { file: &*f, pos: 0 },
     ));
-    let dlen = count(&mut dec, stop).map_err(fail)?;
+    let dlen = drain(&mut dec, stop, |_| ()).map_err(fail)?;
     let trailing = dec.get_mut().fill_buf().map_err(fail)?.len();
     let mismatch = |what: String| fail(io::Error::new(io::ErrorKind::InvalidData, what));
     if trailing > 0 {
@@ -185,8 +185,9 @@ pub(crate) fn verify(
     Ok(())
 }
 
-/// Bytes read from `r` to its end.
-fn count(r: &mut impl Read, stop: &AtomicBool) -> io::Result<u64> {
+/// Reads `r` to its end, handing every piece read to `each`; returns the bytes read (as u64,
+/// not the CRC's 32-bit counter). Gives up as abandoned once `stop` is set.
+fn drain(mut r: impl Read, stop: &AtomicBool, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
     let mut len = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -195,32 +196,14 @@ fn count(r: &mut impl Read, stop: &AtomicBool) -> io::Result<u64> {
         }
         match r.read(&mut buf) {
             Ok(0) => return Ok(len),
-            Ok(n) => len += n as u64,
+            Ok(n) => {
+                each(&buf[..n]);
+                len += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Length (as u64, not the CRC's 32-bit counter) and CRC32 of a stream.
-fn count_and_crc(mut r: impl Read, stop: &AtomicBool) -> io::Result<(u64, u32)> {
-    let mut crc = flate2::Crc::new();
-    let mut len = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Err(abandoned());
-        }
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        crc.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((len, crc.sum()))
 }
 
 /// Length and CRC32 of the file at `path`.
@@ -229,8 +212,10 @@ pub(crate) fn plain_crc(cfg: &Config, path: &Path, stop: &AtomicBool) -> Result<
         .fs
         .open_read(path)
         .map_err(|e| Error::io("open segment", path, e))?;
-    count_and_crc(ReadFrom { file: &*f, pos: 0 }, stop)
-        .map_err(|e| Error::io("read segment", path, e))
+    let mut crc = flate2::Crc::new();
+    let len = drain(ReadFrom { file: &*f, pos: 0 }, stop, |b| crc.update(b))
+        .map_err(|e| Error::io("read segment", path, e))?;
+    Ok((len, crc.sum()))
 }
 
 /// Compresses the finished segment `plain` into `gz`, then removes `plain`.
