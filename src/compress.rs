@@ -149,7 +149,6 @@ pub(crate) fn verify(
         .fs
         .open_read(gz)
         .map_err(|e| Error::io("open for verification", gz, e))?;
-    let file_len = f.len().map_err(fail)?;
     let mut dec = flate2::bufread::GzDecoder::new(io::BufReader::with_capacity(
         64 * 1024,
         ReadFrom { file: &*f, pos: 0 },
@@ -172,7 +171,7 @@ pub(crate) fn verify(
         let mut trailer = [0u8; 4];
         let mut r = ReadFrom {
             file: &*f,
-            pos: file_len.saturating_sub(8),
+            pos: f.len().map_err(fail)?.saturating_sub(8),
         };
         r.read_exact(&mut trailer).map_err(fail)?;
         let got = u32::from_le_bytes(trailer);
