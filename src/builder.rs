@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::compress::Compression;
 use crate::config::Config;
 use crate::error::Error;
 use crate::format::timestamp::Timestamper;
@@ -15,10 +14,11 @@ use crate::fs::{Fs, RealFs};
 use crate::guard::FileSinkGuard;
 use crate::layer::FileSinkLayer;
 use crate::make_writer::FileSinkWriter;
-use crate::queue::Overflow;
 use crate::retain::Retention;
 use crate::rotate::Rotation;
-use crate::writer::Fsync;
+use crate::settings::Compression;
+use crate::settings::Fsync;
+use crate::settings::Overflow;
 
 /// The most events a queue may hold: its slots are allocated when the sink starts.
 const MAX_QUEUE_CAPACITY: usize = 1 << 22;

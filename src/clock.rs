@@ -1,9 +1,15 @@
-//! The time source: the system clock, or a manual clock that tests move by hand.
+//! The time source: the system clock, or a manual clock that tests move by hand; and the
+//! stamp that orders the file.
+//!
+//! A record's stamp is read once, under its thread's slot lock, from the monotonic clock: the
+//! writer orders the file by it (see `writer/order.rs`), and the time printed in the record
+//! is derived from the same reading, so the times in a file rise with its order. The system
+//! clock enters as an offset checked every 100 ms of logging.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where the sink reads the wall clock. An enum rather than a trait object so the common
 /// case costs one predictable branch on the logging path.
@@ -35,6 +41,117 @@ impl Clock {
 
     pub(crate) fn is_manual(&self) -> bool {
         matches!(self, Clock::Manual(_))
+    }
+
+    /// A stamp strictly after `after` (the previous stamp of the same slot, so that a slot's
+    /// records never tie). The manual clock gives the printed time; the order always comes
+    /// from the monotonic clock.
+    #[inline]
+    pub(crate) fn stamp(&self, after: u64) -> Stamp {
+        let key = mono_now().max(after.saturating_add(1));
+        let wall = match self {
+            Clock::System => ANCHOR.wall(key),
+            Clock::Manual(m) => m.now(),
+        };
+        Stamp { key, wall }
+    }
+}
+
+/// Where a record stands in time, read once under its thread's slot lock: `key` orders the
+/// file, `wall` is printed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp {
+    /// Nanoseconds of the monotonic clock since the process's first reading.
+    pub(crate) key: u64,
+    pub(crate) wall: SystemTime,
+}
+
+/// The monotonic clock in nanoseconds since the process's first reading. It never goes back
+/// and every thread reads the same clock, so a reading that happens-before another is never
+/// larger: the property the file's order rests on.
+#[inline]
+pub(crate) fn mono_now() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(Instant::now().saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The system clock as an offset from the monotonic one: a printed time is derived from the
+/// record's own monotonic reading, so the times in a file rise with its order. Checked
+/// against the system clock at most every [`RECHECK_NANOS`] of logging; a step of the system
+/// clock (NTP, an operator) is taken over at the next check.
+struct Anchor {
+    /// Unix time in nanoseconds minus the monotonic reading.
+    offset: AtomicI64,
+    /// `mono_now() + 1` at the last check; 0 before the first.
+    checked: AtomicU64,
+}
+
+static ANCHOR: Anchor = Anchor {
+    offset: AtomicI64::new(0),
+    checked: AtomicU64::new(0),
+};
+
+const RECHECK_NANOS: u64 = 100_000_000;
+/// Differences smaller than this are the two readings' own jitter, not a step: ignoring them
+/// keeps the printed times of a file from going back by a few nanoseconds at a check.
+const STEP_NANOS: i64 = 1_000;
+
+impl Anchor {
+    #[inline]
+    fn wall(&self, key: u64) -> SystemTime {
+        let checked = self.checked.load(Ordering::Relaxed);
+        if checked == 0 || key.saturating_sub(checked - 1) >= RECHECK_NANOS {
+            self.check();
+        }
+        let unix = i128::from(self.offset.load(Ordering::Relaxed)) + i128::from(key);
+        from_unix_nanos(unix)
+    }
+
+    #[cold]
+    fn check(&self) {
+        // The system clock between two monotonic readings close together; a reading taken
+        // across a preemption says nothing precise, so it is tried again.
+        let mut best: Option<(u64, i64)> = None;
+        for _ in 0..4 {
+            let a = mono_now();
+            let w = unix_nanos(SystemTime::now());
+            let b = mono_now();
+            let spread = b - a;
+            let offset = i64::try_from(w - i128::from(a + spread / 2)).unwrap_or(i64::MAX);
+            if best.is_none_or(|(s, _)| spread < s) {
+                best = Some((spread, offset));
+            }
+            if spread < 2_000 {
+                break;
+            }
+        }
+        let Some((_, offset)) = best else { return };
+        let first = self.checked.load(Ordering::Relaxed) == 0;
+        let old = self.offset.load(Ordering::Relaxed);
+        if first || (offset - old).abs() >= STEP_NANOS {
+            self.offset.store(offset, Ordering::Relaxed);
+        }
+        self.checked.store(mono_now() + 1, Ordering::Relaxed);
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> i128 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+fn from_unix_nanos(n: i128) -> SystemTime {
+    let d = Duration::new(
+        (n.unsigned_abs() / 1_000_000_000) as u64,
+        (n.unsigned_abs() % 1_000_000_000) as u32,
+    );
+    if n >= 0 {
+        UNIX_EPOCH.checked_add(d).unwrap_or(UNIX_EPOCH)
+    } else {
+        UNIX_EPOCH.checked_sub(d).unwrap_or(UNIX_EPOCH)
     }
 }
 

@@ -13,76 +13,6 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::fs::FileHandle;
 
-/// `gzip`'s default level.
-const DEFAULT_LEVEL: u32 = 6;
-/// The level of an unpinned [`Compression::gzip()`] while more than one segment waits. On
-/// the bench's JSON lines with zlib-rs: about 2.1 GB/s against level 6's 0.4 GB/s on one
-/// core, for a file 1.8 times as large (23:1 against 42:1).
-const CATCH_UP_LEVEL: u32 = 1;
-
-/// Compression of finished segments. Also reads from one line (`"none"`, `"gzip"`,
-/// `"gzip 9"`) through `FromStr`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Compression {
-    gzip: bool,
-    level: Option<u32>,
-}
-
-impl Compression {
-    /// No compression (the default).
-    pub const fn none() -> Compression {
-        Compression {
-            gzip: false,
-            level: None,
-        }
-    }
-    /// Gzip at level 6 (`gzip`'s default) while compression keeps up. When more than one
-    /// finished segment is waiting (the application logs faster than level 6 compresses on
-    /// the CPU it leaves idle), segments are compressed at level 1 until it has caught up, so
-    /// plain segments do not pile up on a busy machine. [`level`](Compression::level) pins
-    /// one level instead.
-    pub const fn gzip() -> Compression {
-        Compression {
-            gzip: true,
-            level: None,
-        }
-    }
-    /// The gzip level, 0 (store) to 9 (smallest), used for every segment however far behind
-    /// compression is; `build()` rejects anything else, and a level on
-    /// [`Compression::none()`] (it never turns gzip on).
-    #[must_use]
-    pub const fn level(self, level: u32) -> Compression {
-        Compression {
-            gzip: self.gzip,
-            level: Some(level),
-        }
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        match self.level {
-            Some(l) if !self.gzip => Err(format!(
-                "a level ({l}) was set on Compression::none(); use Compression::gzip().level({l})"
-            )),
-            Some(l) if l > 9 => Err(format!("gzip level {l} is not within 0..=9")),
-            _ => Ok(()),
-        }
-    }
-
-    /// The level for the next segment when `waiting` finished segments (this one included)
-    /// are due: the pinned level, else 6, or 1 while compression is behind.
-    pub(crate) fn level_for(&self, waiting: usize) -> u32 {
-        match self.level {
-            Some(l) => l,
-            None if waiting > 1 => CATCH_UP_LEVEL,
-            None => DEFAULT_LEVEL,
-        }
-    }
-
-    pub(crate) fn is_on(&self) -> bool {
-        self.gzip
-    }
-}
-
 /// Why a step stopped when `stop` was set: the work was abandoned at shutdown, which is not
 /// a failure (the plain segment stays, and the next start compresses it).
 #[derive(Debug)]
@@ -334,6 +264,7 @@ pub(crate) fn settle(
 mod tests {
     use super::*;
     use crate::fs::{Entry, Fs, RealFs};
+    use crate::settings::Compression;
     use std::path::PathBuf;
     use std::sync::Arc;
     use std::time::SystemTime;

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tracing::Level;
 
-use crate::compress::Compression;
 use crate::format::{Formatter, TimeZone};
 use crate::fs::Fs;
-use crate::queue::Overflow;
 use crate::retain::Retention;
 use crate::rotate::Rotation;
-use crate::writer::Fsync;
+use crate::settings::Compression;
+use crate::settings::Fsync;
+use crate::settings::Overflow;
 
 /// The validated settings of one sink.
 #[derive(Debug)]

@@ -13,14 +13,14 @@ use std::time::Duration;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use crate::builder::{Builder, FileSink};
-use crate::compress::Compression;
 use crate::error::Error;
 use crate::format::{Format, TimeFormat, TimeZone};
 use crate::parse::{bad, duration, size};
-use crate::queue::Overflow;
 use crate::retain::Retention;
 use crate::rotate::Rotation;
-use crate::writer::Fsync;
+use crate::settings::Compression;
+use crate::settings::Fsync;
+use crate::settings::Overflow;
 
 /// Every [`Builder`] setting, as read from a configuration file; a setting left out keeps
 /// the builder's default. Keys are the builder's method names; values take the one-line

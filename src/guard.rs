@@ -68,7 +68,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let (active, trimmed, reported) = crate::segment::open_active(&cfg, now)?;
     let mut notes = recovered.notes;
     let (queue, rx) = Queue::new(
-        cfg.formatter.sink,
+        cfg.formatter.clone(),
         cfg.queue_capacity,
         cfg.queue_bytes,
         cfg.overflow,
@@ -264,8 +264,8 @@ impl FileSinkGuard {
     }
 
     /// Reopens `<stem>.log` by name, for external rotation (logrotate's `create` mode): wire it
-    /// to SIGHUP. The sink also notices by itself, within about a second, when the file was
-    /// moved or deleted.
+    /// to SIGHUP. The sink also notices by itself when the file was moved or deleted: before
+    /// its first write after a quiet spell, and about once a second while it writes.
     pub fn reopen(&self) -> Result<(), Error> {
         self.control(Control::Reopen)
     }

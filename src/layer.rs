@@ -14,7 +14,7 @@ use tracing_subscriber::Layer;
 
 use crate::config::Config;
 use crate::exit_hook::Users;
-use crate::format::{Formatter, SinkId};
+use crate::format::{Formatter, SinkId, Timed};
 use crate::queue::Queue;
 
 /// Formats exactly like [`FileSinkLayer`] and discards the bytes: the formatting floor that
@@ -54,8 +54,17 @@ where
         let _ = BUF.try_with(|cell| {
             if let Ok(mut buf) = cell.try_borrow_mut() {
                 buf.clear();
-                self.fmt.format_event(&mut buf, event, &ctx);
-                std::hint::black_box(buf.as_slice());
+                let time_at = self.fmt.format_event(&mut buf, event, &ctx);
+                // The sink's own second step, without its lock: the stamp, and the copy with
+                // the time written in.
+                let _ = OUT.try_with(|out| {
+                    if let Ok(mut out) = out.try_borrow_mut() {
+                        out.clear();
+                        let stamp = self.fmt.clock.stamp(0);
+                        Timed::new(&buf, Some(time_at)).write(&self.fmt, &mut out, stamp.wall);
+                        std::hint::black_box(out.as_slice());
+                    }
+                });
             }
         });
     }
@@ -85,6 +94,8 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 
 thread_local! {
     static BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+    /// The format-only layer's stand-in for a chunk.
+    static OUT: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
 }
 
 impl FileSinkLayer {
@@ -97,25 +108,28 @@ impl FileSinkLayer {
         }
     }
 
-    fn format_into<S>(&self, buf: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>)
+    /// Formats `event` into `buf` and returns where its timestamp goes.
+    fn format_into<S>(&self, buf: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>) -> usize
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         buf.clear();
         // A user's Debug impl may panic; the application must not die of logging.
-        let ok = catch_unwind(AssertUnwindSafe(|| self.fmt.format_event(buf, event, ctx))).is_ok();
-        if !ok {
-            buf.clear();
-            self.queue
-                .counters
-                .format_errors
-                .fetch_add(1, Ordering::Relaxed);
-            self.fmt.internal_record(
-                buf,
-                *event.metadata().level(),
-                "event formatting panicked",
-                &[],
-            );
+        match catch_unwind(AssertUnwindSafe(|| self.fmt.format_event(buf, event, ctx))) {
+            Ok(time_at) => time_at,
+            Err(_) => {
+                buf.clear();
+                self.queue
+                    .counters
+                    .format_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                self.fmt.internal_body(
+                    buf,
+                    *event.metadata().level(),
+                    "event formatting panicked",
+                    &[],
+                )
+            }
         }
     }
 }
@@ -144,8 +158,8 @@ where
         let done = BUF
             .try_with(|cell| match cell.try_borrow_mut() {
                 Ok(mut buf) => {
-                    self.format_into(&mut buf, event, &ctx);
-                    self.queue.log(&buf, urgent);
+                    let time_at = self.format_into(&mut buf, event, &ctx);
+                    self.queue.log(Timed::new(&buf, Some(time_at)), urgent);
                     if buf.capacity() > KEEP_CAPACITY {
                         buf.clear();
                         buf.shrink_to(KEEP_CAPACITY / 16);
@@ -158,8 +172,8 @@ where
             .unwrap_or(false);
         if !done {
             let mut buf = Vec::with_capacity(256);
-            self.format_into(&mut buf, event, &ctx);
-            self.queue.log(&buf, urgent);
+            let time_at = self.format_into(&mut buf, event, &ctx);
+            self.queue.log(Timed::new(&buf, Some(time_at)), urgent);
         }
     }
 }

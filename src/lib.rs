@@ -140,6 +140,7 @@ mod recover;
 mod retain;
 mod rotate;
 mod segment;
+mod settings;
 mod stats;
 mod sys;
 mod writer;
@@ -147,7 +148,6 @@ mod writer;
 pub use builder::{Builder, FileSink};
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
-pub use compress::Compression;
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "serde")]
 pub use file_config::FileSinkConfig;
@@ -155,11 +155,10 @@ pub use format::{Format, TimeFormat, TimeZone};
 pub use guard::FileSinkGuard;
 pub use layer::FileSinkLayer;
 pub use make_writer::{FileSinkWriter, RecordWriter};
-pub use queue::Overflow;
 pub use retain::Retention;
 pub use rotate::Rotation;
+pub use settings::{Compression, Fsync, Overflow};
 pub use stats::Stats;
-pub use writer::Fsync;
 
 /// Hooks for this crate's benchmarks; not part of the supported API.
 #[doc(hidden)]

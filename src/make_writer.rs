@@ -7,6 +7,7 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::exit_hook::Users;
 use crate::format::escape::controls_escape_into;
+use crate::format::Timed;
 use crate::queue::Queue;
 
 /// A [`MakeWriter`] feeding the sink: each event `fmt::layer()` writes becomes one record.
@@ -79,6 +80,6 @@ impl Drop for RecordWriter<'_> {
             out
         };
         rec.push(b'\n');
-        self.queue.log(&rec, false);
+        self.queue.log(Timed::new(&rec, None), false);
     }
 }

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tracing::Level;
 
-use crate::compress::Compression;
 use crate::error::Error;
 use crate::format::{Format, TimeFormat, TimeZone};
-use crate::queue::Overflow;
 use crate::retain::Retention;
 use crate::rotate::Rotation;
-use crate::writer::Fsync;
+use crate::settings::Compression;
+use crate::settings::Fsync;
+use crate::settings::Overflow;
 
 pub(crate) fn bad(setting: &'static str, value: &str, expected: &str) -> Error {
     Error::config(

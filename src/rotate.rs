@@ -113,12 +113,28 @@ impl Rotation {
         Ok(())
     }
 
-    /// True when appending `incoming` bytes to a file of `current` bytes must first rotate.
-    /// An empty file never rotates for size, so an oversized record gets its own segment.
-    pub(crate) fn size_exceeded(&self, current: u64, incoming: u64) -> bool {
-        match self.size {
-            Some(limit) => current > 0 && current.saturating_add(incoming) > limit,
-            None => false,
+    /// How much of `batch` (whole records) goes into a file of `file_size` bytes before size
+    /// rotation is due: all of it while it fits, else its records up to the last newline that
+    /// does. An empty file takes at least one record, so an oversized record gets a segment of
+    /// its own; a record never spans two files.
+    pub(crate) fn fitting_prefix(&self, file_size: u64, batch: &[u8]) -> usize {
+        let Some(limit) = self.size else {
+            return batch.len();
+        };
+        if file_size.saturating_add(batch.len() as u64) <= limit {
+            return batch.len();
+        }
+        let room = usize::try_from(limit.saturating_sub(file_size)).unwrap_or(usize::MAX);
+        match batch[..room.min(batch.len())]
+            .iter()
+            .rposition(|&b| b == b'\n')
+        {
+            Some(i) => i + 1,
+            None if file_size == 0 => batch
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(batch.len(), |i| i + 1),
+            None => 0,
         }
     }
 
@@ -289,13 +305,54 @@ mod tests {
     #[test]
     fn size_rule() {
         let r = Rotation::size(100);
-        assert!(
-            !r.size_exceeded(0, 1000),
-            "an empty file takes an oversized record"
+        let batch = b"aaaaaaaaa\nbbbbbbbbb\n";
+        assert_eq!(r.fitting_prefix(50, batch), 20, "fits whole");
+        assert_eq!(r.fitting_prefix(80, batch), 20, "fits to the byte");
+        assert_eq!(r.fitting_prefix(81, batch), 10, "splits between records");
+        assert_eq!(
+            r.fitting_prefix(95, batch),
+            0,
+            "not even one record: rotate first"
         );
-        assert!(!r.size_exceeded(50, 50));
-        assert!(r.size_exceeded(50, 51));
-        assert!(!Rotation::daily().size_exceeded(u64::MAX - 1, 10));
+        let big = [b'x'; 300];
+        let mut oversized = big.to_vec();
+        oversized.extend_from_slice(b"\nnext\n");
+        assert_eq!(
+            r.fitting_prefix(0, &oversized),
+            301,
+            "an empty file takes an oversized record, and only it"
+        );
+        assert_eq!(Rotation::daily().fitting_prefix(u64::MAX - 1, batch), 20);
+    }
+
+    proptest::proptest! {
+        /// Against a naive oracle: the longest run of whole records that fits, at least one
+        /// record into an empty file.
+        #[test]
+        fn fitting_prefix_is_the_longest_run_of_whole_records_that_fits(
+            lens in proptest::collection::vec(1usize..40, 0..12),
+            file_size in 0u64..120,
+            limit in 1u64..150,
+        ) {
+            let mut batch = Vec::new();
+            let mut ends = Vec::new();
+            for l in lens {
+                batch.extend(std::iter::repeat_n(b'x', l - 1));
+                batch.push(b'\n');
+                ends.push(batch.len());
+            }
+            let fit = Rotation::size(limit).fitting_prefix(file_size, &batch);
+            let mut expected = ends
+                .iter()
+                .copied()
+                .filter(|&e| file_size + e as u64 <= limit)
+                .max()
+                .unwrap_or(0);
+            if expected == 0 && file_size == 0 {
+                expected = ends.first().copied().unwrap_or(0);
+            }
+            proptest::prop_assert_eq!(fit, expected);
+        }
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct Stats {
     /// path). Callers logging every few milliseconds or faster never do; an idle writer is
     /// woken once by the first event after a long pause.
     pub caller_wakeups: u64,
+    /// Times the writer thread woke up: woken by a caller, a control call or a deadline, or
+    /// at the end of a short wait between events that come every few milliseconds. A busy
+    /// writer goes from one pass to the next without sleeping; an idle one does not wake.
+    pub writer_wakeups: u64,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +94,7 @@ pub(crate) struct Counters {
     pub(crate) recovery_actions: AtomicU64,
     pub(crate) reopens: AtomicU64,
     pub(crate) caller_wakeups: AtomicU64,
+    pub(crate) writer_wakeups: AtomicU64,
     pub(crate) last_error: Mutex<Option<Error>>,
     stderr_gate: Mutex<Option<Instant>>,
 }
@@ -118,6 +123,7 @@ impl Counters {
             recovery_actions: self.recovery_actions.load(Relaxed),
             reopens: self.reopens.load(Relaxed),
             caller_wakeups: self.caller_wakeups.load(Relaxed),
+            writer_wakeups: self.writer_wakeups.load(Relaxed),
         }
     }
 

@@ -67,9 +67,17 @@ fn active_deleted_noticed_without_reopen() {
     let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     log(&sub, "before", 10);
     guard.flush().expect("flush");
-    // Moved away, as logrotate's `create` mode does (rename, then a new file is expected).
+    // Moved away and created anew, as logrotate's `create` mode does.
     std::fs::rename(guard.active_path(), dir.join("app.log.1")).expect("move the active file");
-    let noticed = fault_support::wait_until(Duration::from_secs(5), || guard.stats().reopens >= 1);
+    std::fs::File::create(guard.active_path()).expect("create the new active file");
+    // The writer looks at the path when it wakes from sleep and about once a second while it
+    // writes: keep logging until it has looked.
+    let mut during = 0u64;
+    let noticed = fault_support::wait_until(Duration::from_secs(5), || {
+        log(&sub, "during", 1);
+        during += 1;
+        guard.stats().reopens >= 1
+    });
     assert!(
         noticed,
         "the writer did not notice the moved file: {:?}",
@@ -78,11 +86,23 @@ fn active_deleted_noticed_without_reopen() {
     log(&sub, "after", 10);
     guard.flush().expect("flush after the writer reopened");
     assert_eq!(tagged_in_active(dir, "after"), 10);
+    assert_eq!(tagged_in_active(dir, "before"), 0);
     let moved = std::fs::read_to_string(dir.join("app.log.1")).expect("moved file");
+    let tagged_moved = |tag: &str| moved.lines().filter(|l| l.contains(tag)).count() as u64;
     assert_eq!(
-        moved.lines().count(),
+        tagged_moved("before"),
         10,
-        "the moved file keeps what it had, nothing more"
+        "the moved file keeps what it had"
+    );
+    assert_eq!(
+        tagged_moved("after"),
+        0,
+        "nothing logged after the reopen goes there"
+    );
+    assert_eq!(
+        tagged_moved("during") + tagged_in_active(dir, "during"),
+        during,
+        "every event logged meanwhile is in one of the two files"
     );
     guard.shutdown(Duration::from_secs(5)).expect("shutdown");
 }
@@ -99,8 +119,10 @@ fn directory_removed_is_recreated() {
     log(&sub, "before", 5);
     guard.flush().expect("flush");
     std::fs::remove_dir_all(&dir).expect("remove the log directory");
-    // Without a reopen call: the periodic identity check notices.
+    // Without a reopen call: the writer looks at the path when it wakes from sleep and about
+    // once a second while it writes; keep logging until it has looked.
     let noticed = fault_support::wait_until(Duration::from_secs(5), || {
+        log(&sub, "during", 1);
         guard.stats().reopens >= 1 && dir.is_dir()
     });
     assert!(
@@ -108,6 +130,11 @@ fn directory_removed_is_recreated() {
         "the directory was not recreated: {:?}",
         guard.stats()
     );
+    // Events written into the deleted file before the writer looked are lost, and the next
+    // flush says so; the one after that is clean.
+    if let Err(e) = guard.flush() {
+        assert!(e.to_string().contains("deleted"), "{e}");
+    }
     log(&sub, "after", 5);
     guard.flush().expect("flush");
     assert_eq!(tagged_in_active(&dir, "after"), 5);

@@ -6,7 +6,6 @@
 //! are sorted by name with the last value winning, as tracing-subscriber's `JsonFields` keeps them.
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -17,13 +16,14 @@ use tracing_subscriber::registry::LookupSpan;
 use super::escape::{json_escape_into, JsonEscaper};
 use super::{level_str, Formatter};
 
+/// Writes the record without its timestamp and returns where the timestamp goes.
 pub(crate) fn format_event<S>(
     f: &Formatter,
     out: &mut Vec<u8>,
-    now: SystemTime,
     event: &Event<'_>,
     ctx: &Context<'_, S>,
-) where
+) -> usize
+where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     // As fmt does: a record from the `log` crate (through tracing-log's `LogTracer`) is
@@ -31,7 +31,7 @@ pub(crate) fn format_event<S>(
     let normalized = event.normalized_metadata();
     let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
     out.extend_from_slice(b"{\"timestamp\":\"");
-    f.timestamper.write(out, now, json_escape_into);
+    let time_at = out.len();
     out.extend_from_slice(b"\",\"level\":\"");
     out.extend_from_slice(level_str(meta.level()).as_bytes());
     out.extend_from_slice(b"\",\"fields\":{");
@@ -65,6 +65,7 @@ pub(crate) fn format_event<S>(
         out.push(b']');
     }
     out.push(b'}');
+    time_at
 }
 
 fn write_span<'a, R: tracing_subscriber::registry::LookupSpan<'a>>(
@@ -81,16 +82,15 @@ fn write_span<'a, R: tracing_subscriber::registry::LookupSpan<'a>>(
     out.extend_from_slice(b"\"}");
 }
 
+/// A record of the sink's own, without its timestamp; returns where the timestamp goes.
 pub(crate) fn internal_record(
-    f: &Formatter,
     out: &mut Vec<u8>,
-    now: SystemTime,
     level: Level,
     message: &str,
     fields: &[(&str, u64)],
-) {
+) -> usize {
     out.extend_from_slice(b"{\"timestamp\":\"");
-    f.timestamper.write(out, now, json_escape_into);
+    let time_at = out.len();
     out.extend_from_slice(b"\",\"level\":\"");
     out.extend_from_slice(level_str(&level).as_bytes());
     out.extend_from_slice(b"\",\"fields\":{\"message\":\"");
@@ -103,6 +103,7 @@ pub(crate) fn internal_record(
         out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
     }
     out.extend_from_slice(b"},\"target\":\"tracing_filesink\"}");
+    time_at
 }
 
 struct EventVisitor<'a> {

@@ -138,20 +138,45 @@ impl Formatter {
         }
     }
 
-    /// Appends one complete record, newline included, for `event` to `out`.
-    pub(crate) fn format_event<S>(&self, out: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>)
+    /// Appends one complete record for `event` to `out`, newline included, but for its
+    /// timestamp: the time is read when the record is queued, under its slot's lock, and
+    /// written in at the returned offset ([`Timed`]).
+    pub(crate) fn format_event<S>(
+        &self,
+        out: &mut Vec<u8>,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+    ) -> usize
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let now = self.now();
-        match self.format {
-            Format::Json => json::format_event(self, out, now, event, ctx),
-            Format::Text => text::format_event(self, out, now, event, ctx),
-        }
+        let time_at = match self.format {
+            Format::Json => json::format_event(self, out, event, ctx),
+            Format::Text => text::format_event(self, out, event, ctx),
+        };
         out.push(b'\n');
+        time_at
     }
 
-    /// A record written by the sink itself (drops, recovery), in the configured format.
+    /// A record written by the sink itself (drops, a panic while formatting), without its
+    /// timestamp, like [`format_event`](Self::format_event).
+    pub(crate) fn internal_body(
+        &self,
+        out: &mut Vec<u8>,
+        level: Level,
+        message: &str,
+        fields: &[(&str, u64)],
+    ) -> usize {
+        let time_at = match self.format {
+            Format::Json => json::internal_record(out, level, message, fields),
+            Format::Text => text::internal_record(out, level, message, fields),
+        };
+        out.push(b'\n');
+        time_at
+    }
+
+    /// A complete record of the sink's own, stamped now (startup reports, written before the
+    /// writer runs).
     pub(crate) fn internal_record(
         &self,
         out: &mut Vec<u8>,
@@ -159,12 +184,46 @@ impl Formatter {
         message: &str,
         fields: &[(&str, u64)],
     ) {
-        let now = self.now();
-        match self.format {
-            Format::Json => json::internal_record(self, out, now, level, message, fields),
-            Format::Text => text::internal_record(self, out, now, level, message, fields),
+        let mut body = Vec::with_capacity(160);
+        let time_at = self.internal_body(&mut body, level, message, fields);
+        Timed::new(&body, Some(time_at)).write(self, out, self.now());
+    }
+
+    /// Appends the timestamp for `wall`, escaped as the format needs.
+    pub(crate) fn write_time(&self, out: &mut Vec<u8>, wall: SystemTime) {
+        let escape = match self.format {
+            Format::Json => escape::json_escape_into,
+            Format::Text => escape::text_escape_into,
+        };
+        self.timestamper.write(out, wall, escape);
+    }
+}
+
+/// A formatted record waiting for its timestamp.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timed<'a> {
+    bytes: &'a [u8],
+    /// Where the timestamp goes; `None` for a record that has its own (`build_writer()`).
+    time_at: Option<usize>,
+}
+
+impl<'a> Timed<'a> {
+    pub(crate) fn new(bytes: &'a [u8], time_at: Option<usize>) -> Timed<'a> {
+        let time_at = time_at.filter(|&at| at <= bytes.len());
+        Timed { bytes, time_at }
+    }
+
+    /// Appends the record to `out` with `wall` written in.
+    #[inline]
+    pub(crate) fn write(&self, f: &Formatter, out: &mut Vec<u8>, wall: SystemTime) {
+        match self.time_at {
+            Some(at) => {
+                out.extend_from_slice(&self.bytes[..at]);
+                f.write_time(out, wall);
+                out.extend_from_slice(&self.bytes[at..]);
+            }
+            None => out.extend_from_slice(self.bytes),
         }
-        out.push(b'\n');
     }
 }
 

@@ -5,7 +5,6 @@
 //! included, has its control characters escaped, so a record cannot forge a second line.
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -16,8 +15,9 @@ use tracing_subscriber::registry::LookupSpan;
 use super::escape::{text_escape_into, TextEscaper};
 use super::{level_str, Formatter};
 
-fn write_prefix(f: &Formatter, out: &mut Vec<u8>, now: SystemTime, level: &Level) {
-    f.timestamper.write(out, now, text_escape_into);
+/// The level column, after the place of the timestamp; returns that place.
+fn write_prefix(out: &mut Vec<u8>, level: &Level) -> usize {
+    let time_at = out.len();
     out.push(b' ');
     let l = level_str(level);
     if l.len() < 5 {
@@ -25,22 +25,24 @@ fn write_prefix(f: &Formatter, out: &mut Vec<u8>, now: SystemTime, level: &Level
     }
     out.extend_from_slice(l.as_bytes());
     out.push(b' ');
+    time_at
 }
 
+/// Writes the record without its timestamp and returns where the timestamp goes.
 pub(crate) fn format_event<S>(
     f: &Formatter,
     out: &mut Vec<u8>,
-    now: SystemTime,
     event: &Event<'_>,
     ctx: &Context<'_, S>,
-) where
+) -> usize
+where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     // As fmt does: a record from the `log` crate (through tracing-log's `LogTracer`) is
     // printed with its own target, not `log`.
     let normalized = event.normalized_metadata();
     let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-    write_prefix(f, out, now, meta.level());
+    let time_at = write_prefix(out, meta.level());
     if let Some(scope) = ctx.event_scope(event) {
         let mut seen = false;
         for span in scope.from_root() {
@@ -62,17 +64,17 @@ pub(crate) fn format_event<S>(
     text_escape_into(out, meta.target());
     out.extend_from_slice(b": ");
     event.record(&mut FieldVisitor::new(out, true));
+    time_at
 }
 
+/// A record of the sink's own, without its timestamp; returns where the timestamp goes.
 pub(crate) fn internal_record(
-    f: &Formatter,
     out: &mut Vec<u8>,
-    now: SystemTime,
     level: Level,
     message: &str,
     fields: &[(&str, u64)],
-) {
-    write_prefix(f, out, now, &level);
+) -> usize {
+    let time_at = write_prefix(out, &level);
     out.extend_from_slice(b"tracing_filesink: ");
     text_escape_into(out, message);
     for (k, v) in fields {
@@ -81,6 +83,7 @@ pub(crate) fn internal_record(
         out.push(b'=');
         out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
     }
+    time_at
 }
 
 /// tracing-subscriber's `DefaultVisitor`, writing through the escaper.

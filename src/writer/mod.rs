@@ -1,0 +1,300 @@
+//! The writer thread, one pass after another:
+//!
+//! 1. **collect** (`collect.rs`): read the clock, take every thread's open chunk, receive
+//!    every full chunk and control message waiting in the channel;
+//! 2. **order** (`order.rs`): merge what is in hand by stamp and move everything stamped
+//!    before the pass's clock reading into the batch;
+//! 3. **write** (`output.rs`): hand the batch to the kernel in as few `write(2)` calls as
+//!    possible, splitting it between records where size rotation falls; on an error keep it,
+//!    back off and retry;
+//! 4. **rotate** (`files.rs`): seal the active file for the finisher thread, open the next,
+//!    follow the file when it is moved away or deleted;
+//! 5. **answer** (`control.rs`): flush, sync, rotate, reopen and shutdown, each once the pass
+//!    after its marker has written everything logged before it;
+//! 6. **rest** (`rest.rs`): go on at once while there is work, linger a moment while events
+//!    come every few milliseconds, else sleep until a caller, a deadline or a control call
+//!    wakes it.
+//!
+//! The writer's health (`health.rs`) moves between three states, all set here: **healthy**
+//! (data reached the kernel: `recovered`), **failing** (a write, open or rename failed:
+//! `fail`, retried with backoff) and **gone** (`exit`, `after_panic`). A fourth, **stalled**,
+//! is what callers see when one system call has been outstanding too long; the writer does
+//! not need to be running to be found in it.
+
+mod collect;
+mod control;
+mod files;
+mod order;
+mod output;
+mod rest;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::Receiver;
+use tracing::Level;
+
+use crate::config::Config;
+use crate::health::Health;
+use crate::queue::{Control, Msg, Queue, Slot};
+use crate::segment::finish::Finisher;
+use crate::segment::Active;
+use crate::stats::Counters;
+
+use order::Runs;
+use output::Failure;
+
+/// Past this many buffered bytes the writer writes before ordering more.
+pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+const IDENTITY_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+pub(crate) struct Writer {
+    cfg: Arc<Config>,
+    queue: Arc<Queue>,
+    rx: Receiver<Msg>,
+
+    // collect
+    /// The writer's copy of the queue's slots.
+    slots: Vec<Arc<Slot>>,
+    /// Control messages received, with the pass that received them: each is carried out
+    /// after the next pass, whose clock reading comes after the call that sent it.
+    controls: VecDeque<(Control, u64)>,
+    /// Passes so far.
+    pass: u64,
+    /// Every sender is gone: the layer and the guard were dropped.
+    disconnected: bool,
+
+    // order
+    /// Records in hand, not yet in the batch.
+    runs: Runs,
+    /// The stamp of the writer's latest note (its own records are stamped like a thread's).
+    notes_key: u64,
+
+    // write
+    active: Option<Active>,
+    next_seq: u64,
+    /// Records in order, not yet handed to the kernel.
+    buf: Vec<u8>,
+    buf_records: u64,
+    buf_internal: u64,
+    buf_urgent: bool,
+    failure: Option<Failure>,
+    /// When the current outage (failing writes or opens) began.
+    outage_since: Option<Instant>,
+    /// Data written since the last fsync.
+    dirty: bool,
+    dir_dirty: bool,
+    last_write: Option<Instant>,
+
+    // report
+    /// Drops (not counting shed events) already reported in the log.
+    drops_reported: u64,
+    /// Shed events already reported in the log.
+    shed_reported: u64,
+    /// Unsynced segments already reported in the log.
+    unsynced_reported: u64,
+
+    // rotate
+    next_boundary: Option<SystemTime>,
+    next_identity_check: Instant,
+    /// Finishes sealed segments (fsync, final rename) off this thread.
+    finisher: Finisher,
+    /// The advisory lock on `<stem>.log.lock`: held exactly as long as this thread may write,
+    /// so another sink can take over once it has exited, and never before.
+    _lock: Arc<std::fs::File>,
+    /// The lock taken again in a directory that was deleted and recreated.
+    relock: Option<std::fs::File>,
+    /// Data went into the active file since its identity was last checked.
+    unverified: bool,
+    /// The active file was found deleted after writes into it: the next flush says so.
+    lost: Option<crate::error::Error>,
+
+    // rest
+    /// When a pass last found records.
+    last_busy: Option<Instant>,
+    /// Lingers in a row that found nothing.
+    idle_lingers: u32,
+}
+
+/// What `build()` hands the writer thread.
+pub(crate) struct Start {
+    pub(crate) active: Active,
+    pub(crate) next_seq: u64,
+    pub(crate) finisher: Finisher,
+    /// Records of the sink's own to write first (recovery reports).
+    pub(crate) notes: Vec<(String, Vec<(&'static str, u64)>)>,
+    pub(crate) lock: Arc<std::fs::File>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        cfg: Arc<Config>,
+        queue: Arc<Queue>,
+        rx: Receiver<Msg>,
+        start: Start,
+    ) -> Writer {
+        let Start {
+            active,
+            next_seq,
+            finisher,
+            notes,
+            lock,
+        } = start;
+        let next_boundary = cfg.rotation.next_boundary(active.opened, cfg.time_zone);
+        let adopted = active.size > 0;
+        let mut w = Writer {
+            cfg,
+            queue,
+            rx,
+            slots: Vec::new(),
+            controls: VecDeque::new(),
+            pass: 0,
+            disconnected: false,
+            runs: Runs::default(),
+            notes_key: 0,
+            active: Some(active),
+            next_seq,
+            buf: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+            buf_records: 0,
+            buf_internal: 0,
+            buf_urgent: false,
+            failure: None,
+            outage_since: None,
+            // An adopted active file's data may never have been synced (the previous run may
+            // have crashed): finishing it must fsync it.
+            dirty: adopted,
+            // The active file may have just been created: its directory entry is not durable
+            // until the directory is fsynced, so the first sync() must do that too.
+            dir_dirty: true,
+            last_write: None,
+            drops_reported: 0,
+            shed_reported: 0,
+            unsynced_reported: 0,
+            next_boundary,
+            next_identity_check: Instant::now() + IDENTITY_CHECK_EVERY,
+            finisher,
+            _lock: lock,
+            relock: None,
+            unverified: false,
+            lost: None,
+            last_busy: None,
+            idle_lingers: 0,
+        };
+        for (msg, fields) in notes {
+            w.note(Level::WARN, &msg, &fields);
+        }
+        w
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.queue.counters
+    }
+
+    fn health(&self) -> &Health {
+        &self.queue.health
+    }
+
+    fn now(&self) -> SystemTime {
+        self.cfg.formatter.now()
+    }
+
+    /// The most the writer buffers while it cannot write; past it, the queue fills and the
+    /// overflow policy applies.
+    fn buf_limit(&self) -> usize {
+        self.queue.max_bytes().max(BATCH_BYTES)
+    }
+
+    pub(crate) fn run(&mut self) {
+        self.queue.set_writer(std::thread::current());
+        // A rotation asked for at startup, or owed since before it (a period that ended while
+        // the sink was down). Rotating an empty file only moves the time anchor.
+        if self.cfg.rotate_on_startup || self.boundary_passed() {
+            let _ = self.rotate();
+        }
+        loop {
+            let pass = if self.buf.len() < self.buf_limit() {
+                self.pass()
+            } else {
+                // Full of what the disk does not take: only retry writing.
+                collect::Pass::default()
+            };
+            if self.disconnected {
+                let deadline =
+                    crate::queue::deadline_after(Instant::now(), self.cfg.shutdown_timeout);
+                let _ = self.wind_down(deadline);
+                self.exit();
+                return;
+            }
+            if self.carry_out_controls() {
+                self.exit();
+                return;
+            }
+            self.report_drops();
+            self.write_out();
+            self.timers();
+            self.rest(pass);
+        }
+    }
+
+    /// Writes a record of the sink's own: stamped like a caller's record and ordered with
+    /// them, so it lands in the next pass.
+    fn note(&mut self, level: Level, message: &str, fields: &[(&str, u64)]) {
+        let fmt = self.queue.formatter();
+        let mut body = Vec::with_capacity(160);
+        let time_at = fmt.internal_body(&mut body, level, message, fields);
+        let stamp = fmt.clock.stamp(self.notes_key);
+        self.notes_key = stamp.key;
+        let mut chunk = crate::queue::Chunk {
+            internal: true,
+            ..Default::default()
+        };
+        crate::format::Timed::new(&body, Some(time_at)).write(fmt, &mut chunk.data, stamp.wall);
+        // The layer's rule for events: at or above the fsync level.
+        let urgent = self.cfg.urgent_level().is_some_and(|l| level <= l);
+        chunk.mark(stamp.key, urgent);
+        self.runs.push(chunk);
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self
+            .counters()
+            .events_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > self.drops_reported && self.buf.len() < self.buf_limit() {
+            let n = dropped - self.drops_reported;
+            self.drops_reported = dropped;
+            self.note(Level::WARN, "events dropped", &[("dropped", n)]);
+        }
+        let unsynced = self
+            .counters()
+            .segments_unsynced
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if unsynced > self.unsynced_reported && self.buf.len() < self.buf_limit() {
+            let n = unsynced - self.unsynced_reported;
+            self.unsynced_reported = unsynced;
+            self.note(
+                Level::ERROR,
+                "fsync failed: segments kept under an .unsynced name, not known to be durable",
+                &[("segments", n)],
+            );
+        }
+        // Shed events: one record per outage, once writing has resumed.
+        let shed = self
+            .counters()
+            .events_shed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if shed > self.shed_reported && self.failure.is_none() && self.active.is_some() {
+            let n = shed - self.shed_reported;
+            self.shed_reported = shed;
+            let outage_ms = self.outage_since.take().map_or(0, |t| {
+                u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+            });
+            self.note(
+                Level::WARN,
+                "events shed while the writer could not write",
+                &[("dropped", n), ("outage_ms", outage_ms)],
+            );
+        }
+    }
+}
