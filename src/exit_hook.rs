@@ -1,6 +1,4 @@
-//! The end of a sink's life: the flush at process exit (`Builder::flush_on_exit`, on by
-//! default), and the hand-over that keeps a sink running when its guard is dropped while a
-//! layer still logs into it.
+//! The flush at process exit (`Builder::flush_on_exit`, on by default).
 //!
 //! `process::exit` runs the C library's `atexit` handlers but no Rust destructors, so a guard
 //! living in `main` or in a `static` is never dropped and whatever is queued would be lost;
@@ -14,26 +12,7 @@
 use std::sync::{Mutex, Once, Weak};
 use std::time::Duration;
 
-use crate::guard::FileSinkGuard;
 use crate::queue::Queue;
-
-/// Held by every layer and writer of one sink. A guard dropped while one of them is alive
-/// (`let (layer, _) = build()?` drops it at once, and a guard in `main` goes before a global
-/// subscriber does) flushes, then leaves its threads here instead of stopping them: the sink
-/// keeps writing what the layer logs, the at-exit flush covers the end of the process, and the
-/// sink shuts down normally when the last layer is dropped.
-#[derive(Debug, Default)]
-pub(crate) struct Users {
-    heir: Mutex<Option<FileSinkGuard>>,
-}
-
-impl Users {
-    /// Keeps `guard` (the dropped guard's threads) until the last user is gone.
-    pub(crate) fn adopt(&self, guard: FileSinkGuard) {
-        let mut heir = self.heir.lock().unwrap_or_else(|p| p.into_inner());
-        *heir = Some(guard);
-    }
-}
 
 static SINKS: Mutex<Vec<(Weak<Queue>, Duration)>> = Mutex::new(Vec::new());
 static REGISTER: Once = Once::new();
@@ -47,7 +26,7 @@ extern "C" fn flush_all() {
         };
         for (queue, timeout) in sinks {
             if let Some(q) = queue.upgrade() {
-                let _ = crate::guard::flush_queue(&q, timeout, true);
+                let _ = q.flush(timeout, true);
             }
         }
     });

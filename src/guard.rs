@@ -1,6 +1,5 @@
 //! Starting a sink, and the guard that flushes, syncs, rotates and shuts it down.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -8,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::health::State;
 use crate::maintain::Maintenance;
 use crate::queue::deadline_after;
 use crate::queue::{Ack, Control, Queue};
@@ -29,8 +27,8 @@ pub struct FileSinkGuard {
     cfg: Arc<Config>,
     writer: Mutex<Option<JoinHandle<()>>>,
     maintenance: Mutex<Option<Maintenance>>,
-    /// The sink's layers and writers; see `exit_hook::Users`.
-    users: Weak<crate::exit_hook::Users>,
+    /// The sink's layers and writers; see [`Users`].
+    users: Weak<Users>,
 }
 
 impl std::fmt::Debug for FileSinkGuard {
@@ -39,6 +37,24 @@ impl std::fmt::Debug for FileSinkGuard {
             .field("active_path", &self.cfg.active_path)
             .field("queue", &self.queue)
             .finish()
+    }
+}
+
+/// Held by every layer and writer of one sink. A guard dropped while one of them is alive
+/// (`let (layer, _) = build()?` drops it at once, and a guard in `main` goes before a global
+/// subscriber does) flushes, then leaves its threads here instead of stopping them: the sink
+/// keeps writing what the layer logs, the at-exit flush covers the end of the process, and the
+/// sink shuts down normally when the last layer is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Users {
+    heir: Mutex<Option<FileSinkGuard>>,
+}
+
+impl Users {
+    /// Keeps `guard` (the dropped guard's threads) until the last user is gone.
+    pub(crate) fn adopt(&self, guard: FileSinkGuard) {
+        let mut heir = self.heir.lock().unwrap_or_else(|p| p.into_inner());
+        *heir = Some(guard);
     }
 }
 
@@ -62,7 +78,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     }
     // Shared by every thread that touches the directory: released when the last one exits, so
     // another sink never works next to a straggler of this one.
-    let lock = Arc::new(take_lock(&cfg)?);
+    let lock = Arc::new(crate::segment::lock::take(&cfg)?);
     let recovered = crate::recover::recover(&cfg)?;
     let now = cfg.formatter.now();
     let (active, trimmed, reported) = crate::segment::open_active(&cfg, now)?;
@@ -130,113 +146,19 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     Ok((queue, guard))
 }
 
-pub(crate) fn take_lock(cfg: &Config) -> Result<File, Error> {
-    let path = cfg.path(&crate::segment::name::lock(&cfg.stem));
-    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(Error::symlink(&path));
-    }
-    let file = crate::sys::open_nofollow(
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false),
-        &path,
-        cfg.file_mode,
-    )
-    .map_err(|e| Error::io("open lock file", &path, e))?;
-    // A process forking in another thread holds a copy of a just-closed lock descriptor until
-    // its exec; such a holder lets go within milliseconds, another sink never does.
-    let mut attempts = 0;
-    let locked = loop {
-        match file.try_lock() {
-            Err(std::fs::TryLockError::WouldBlock) if attempts < 20 => {
-                attempts += 1;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            other => break other,
-        }
-    };
-    match locked {
-        Ok(()) => {
-            // open(2) applied the umask; give the lock file the exact mode like every other
-            // file. Best effort: a lock file owned by someone else still locks.
-            let _ = crate::sys::set_mode(&file, cfg.file_mode);
-            Ok(file)
-        }
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::locked(&path)),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
-    }
-}
-
 fn install_panic_hook(queue: Weak<Queue>, timeout: Duration) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Some(q) = queue.upgrade() {
-            let _ = flush_queue(&q, timeout, true);
+            let _ = q.flush(timeout, true);
         }
         previous(info);
     }));
 }
 
-/// Flush (and with `sync`, fsync) through the queue, waiting at most `timeout`.
-pub(crate) fn flush_queue(queue: &Queue, timeout: Duration, sync: bool) -> Result<(), Error> {
-    control(queue, timeout, |ack| Control::Flush { sync, ack })
-}
-
-/// Sends a control message and waits for its answer, never longer than `timeout`.
-fn control(
-    queue: &Queue,
-    timeout: Duration,
-    make: impl FnOnce(Ack) -> Control,
-) -> Result<(), Error> {
-    if queue.health.is_gone() {
-        return Err(Error::shut_down());
-    }
-    if crate::health::on_sink_thread() {
-        return Err(Error::timed_out(
-            "a control call from the sink's own thread would wait for itself",
-        ));
-    }
-    let deadline = deadline_after(Instant::now(), timeout);
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    queue.send_control(make(tx), deadline, false)?;
-    await_reply(queue, &rx, deadline)
-}
-
-/// Waits for the writer's answer until `deadline`, but not on a writer that is gone or stuck
-/// in a system call.
-fn await_reply(
-    queue: &Queue,
-    rx: &crossbeam_channel::Receiver<Result<(), Error>>,
-    deadline: Instant,
-) -> Result<(), Error> {
-    loop {
-        let slice = deadline
-            .saturating_duration_since(Instant::now())
-            .min(REPLY_SLICE);
-        match rx.recv_timeout(slice) {
-            Ok(res) => return res,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                return Err(Error::shut_down())
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::timed_out("waiting for the writer"));
-        }
-        if matches!(queue.health.state(), State::Stalled | State::Gone) {
-            return Err(queue.unhealthy_error());
-        }
-    }
-}
-
-/// How often a control call waiting for the writer's answer checks the writer's health.
-const REPLY_SLICE: Duration = Duration::from_millis(50);
-
 impl FileSinkGuard {
     fn control(&self, make: impl FnOnce(Ack) -> Control) -> Result<(), Error> {
-        control(&self.queue, self.cfg.shutdown_timeout, make)
+        self.queue.call(self.cfg.shutdown_timeout, make)
     }
 
     /// Returns once every event enqueued before the call has been handed to the operating
@@ -282,10 +204,8 @@ impl FileSinkGuard {
     pub fn wait_idle(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = deadline_after(Instant::now(), timeout);
         // Synced: every segment sealed so far is finished, so the pass sees them all.
-        control(&self.queue, timeout, |ack| Control::Flush {
-            sync: true,
-            ack,
-        })?;
+        self.queue
+            .call(timeout, |ack| Control::Flush { sync: true, ack })?;
         let pass = match &*self.maintenance.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(m) => m.request_pass(),
             None => return Ok(()),
@@ -367,12 +287,12 @@ impl FileSinkGuard {
 
 impl FileSinkGuard {
     /// A token for a layer or writer of this sink: while one lives, dropping the guard keeps
-    /// the sink running (see `exit_hook::Users`).
-    pub(crate) fn user(&mut self) -> Arc<crate::exit_hook::Users> {
+    /// the sink running (see [`Users`]).
+    pub(crate) fn user(&mut self) -> Arc<Users> {
         if let Some(users) = self.users.upgrade() {
             return users;
         }
-        let users = Arc::new(crate::exit_hook::Users::default());
+        let users = Arc::new(Users::default());
         self.users = Arc::downgrade(&users);
         users
     }

@@ -13,8 +13,8 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::config::Config;
-use crate::exit_hook::Users;
 use crate::format::{Formatter, SinkId, Timed};
+use crate::guard::Users;
 use crate::queue::Queue;
 
 /// Formats exactly like [`FileSinkLayer`] and discards the bytes: the formatting floor that

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::exit_hook::Users;
 use crate::format::escape::controls_escape_into;
 use crate::format::Timed;
+use crate::guard::Users;
 use crate::queue::Queue;
 
 /// A [`MakeWriter`] feeding the sink: each event `fmt::layer()` writes becomes one record.

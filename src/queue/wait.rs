@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::SendTimeoutError;
 
-use super::chunk::{Control, Msg, Open, Slot};
+use super::chunk::{Ack, Control, Msg, Open, Slot};
 use super::{Overflow, Queue};
 use crate::error::Error;
 use crate::health::State;
@@ -242,3 +242,61 @@ impl Queue {
         }
     }
 }
+
+impl Queue {
+    /// Flush (and with `sync`, fsync) through the queue, waiting at most `timeout`.
+    pub(crate) fn flush(&self, timeout: Duration, sync: bool) -> Result<(), Error> {
+        self.call(timeout, |ack| Control::Flush { sync, ack })
+    }
+
+    /// Sends a control message and waits for its answer, never longer than `timeout`.
+    pub(crate) fn call(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(Ack) -> Control,
+    ) -> Result<(), Error> {
+        let queue = self;
+        if queue.health.is_gone() {
+            return Err(Error::shut_down());
+        }
+        if crate::health::on_sink_thread() {
+            return Err(Error::timed_out(
+                "a control call from the sink's own thread would wait for itself",
+            ));
+        }
+        let deadline = deadline_after(Instant::now(), timeout);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        queue.send_control(make(tx), deadline, false)?;
+        await_reply(queue, &rx, deadline)
+    }
+}
+
+/// Waits for the writer's answer until `deadline`, but not on a writer that is gone or stuck
+/// in a system call.
+fn await_reply(
+    queue: &Queue,
+    rx: &crossbeam_channel::Receiver<Result<(), Error>>,
+    deadline: Instant,
+) -> Result<(), Error> {
+    loop {
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .min(REPLY_SLICE);
+        match rx.recv_timeout(slice) {
+            Ok(res) => return res,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(Error::shut_down())
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::timed_out("waiting for the writer"));
+        }
+        if matches!(queue.health.state(), State::Stalled | State::Gone) {
+            return Err(queue.unhealthy_error());
+        }
+    }
+}
+
+/// How often a control call waiting for the writer's answer checks the writer's health.
+const REPLY_SLICE: Duration = Duration::from_millis(50);

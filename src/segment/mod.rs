@@ -7,6 +7,7 @@
 //! the final name run on the finisher thread (`finish.rs`).
 
 pub(crate) mod finish;
+pub(crate) mod lock;
 pub(crate) mod name;
 
 use std::io;

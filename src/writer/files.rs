@@ -127,7 +127,7 @@ impl Writer {
         let lock_path = cfg.path(&segment::name::lock(&cfg.stem));
         let opened = opened.and_then(|a| match cfg.fs.identity(&lock_path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.relock = Some(crate::guard::take_lock(&cfg)?);
+                self.relock = Some(segment::lock::take(&cfg)?);
                 Ok(a)
             }
             _ => Ok(a),
