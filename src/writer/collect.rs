@@ -26,6 +26,8 @@ pub(super) struct Pass {
     pub(super) busy: bool,
     /// The pass's clock reading: everything stamped before it is in the batch.
     pub(super) below: u64,
+    /// The newest stamp the pass found.
+    pub(super) newest: Option<u64>,
 }
 
 impl Writer {
@@ -40,8 +42,10 @@ impl Writer {
     pub(super) fn pass(&mut self) -> Pass {
         self.pass += 1;
         let below = mono_now();
+        let runs_before = self.runs.newest();
         let (collected, bytes) = self.collect_slots();
         let (received, drained) = self.receive();
+        let newest = self.runs.newest().filter(|n| Some(*n) != runs_before);
         if collected + received > 0 {
             self.queue.notify_space();
         }
@@ -52,6 +56,7 @@ impl Writer {
             records: collected + received,
             busy: received > 0,
             below,
+            newest,
         }
     }
 

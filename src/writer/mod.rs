@@ -111,10 +111,10 @@ pub(crate) struct Writer {
     lost: Option<crate::error::Error>,
 
     // rest
-    /// When a pass last found records.
-    last_busy: Option<Instant>,
-    /// Lingers in a row that found nothing.
-    idle_lingers: u32,
+    /// The stamp of the newest event a pass found.
+    last_event: Option<u64>,
+    /// Events come every few milliseconds: wait for the next one without being woken.
+    lingering: bool,
 }
 
 /// What `build()` hands the writer thread.
@@ -178,8 +178,8 @@ impl Writer {
             relock: None,
             unverified: false,
             lost: None,
-            last_busy: None,
-            idle_lingers: 0,
+            last_event: None,
+            lingering: false,
         };
         for (msg, fields) in notes {
             w.note(Level::WARN, &msg, &fields);

@@ -85,6 +85,14 @@ impl Runs {
         self.bytes
     }
 
+    /// The newest stamp held.
+    pub(crate) fn newest(&self) -> Option<u64> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.chunk.marks.last().map(|m| m.key))
+            .max()
+    }
+
     /// True when a record stamped before `below` is held.
     pub(crate) fn holds_below(&self, below: u64) -> bool {
         self.runs

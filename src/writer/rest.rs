@@ -10,21 +10,21 @@
 //! - otherwise it sleeps until the first caller to append wakes it (one wake-up per event
 //!   when events are further apart than [`LINGER_WHILE`]), or the next deadline: time
 //!   rotation, `Fsync::Every`, or the retry after a failed write. An idle sink has no timer.
-//!   On waking it checks that `<stem>.log` is still its file before it writes.
+//!   On waking it checks that `<stem>.log` is still its file before it writes (at most once
+//!   a second, as while it writes).
 
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use super::collect::Pass;
 use super::Writer;
+use crate::clock::mono_now;
 use crate::settings::Fsync;
 
 /// How long the writer waits, unasked, for more events while they come often.
 const LINGER: Duration = Duration::from_millis(1);
 /// Events closer together than this keep the writer lingering.
 const LINGER_WHILE: Duration = Duration::from_millis(5);
-/// Empty lingers before the writer goes to sleep.
-const LINGERS: u32 = 2;
 /// How often a manual clock (tests) is looked at while asleep.
 const MANUAL_CLOCK_POLL: Duration = Duration::from_millis(5);
 
@@ -39,21 +39,28 @@ impl Writer {
             self.park(Some(wait.max(LINGER)));
             return;
         }
-        let now = Instant::now();
-        let recent = self
-            .last_busy
-            .is_some_and(|t| now.saturating_duration_since(t) < LINGER_WHILE);
+        // Are events coming every few milliseconds? Judged by their stamps, not by when
+        // the writer got to them, so a writer kept off the CPU for a while does not take a
+        // busy stretch for a quiet one.
         if pass.records > 0 {
-            self.last_busy = Some(now);
-            self.idle_lingers = 0;
+            let close = match (pass.newest, self.last_event) {
+                (Some(n), Some(p)) => n.saturating_sub(p) < LINGER_WHILE.as_nanos() as u64,
+                _ => false,
+            };
+            self.lingering = pass.records > 1 || close;
+        } else if self.lingering {
+            let since = self
+                .last_event
+                .map_or(u64::MAX, |p| mono_now().saturating_sub(p));
+            self.lingering = since < LINGER_WHILE.as_nanos() as u64;
+        }
+        if let Some(n) = pass.newest {
+            self.last_event = Some(n);
         }
         if pass.busy || !self.controls.is_empty() || !self.runs.is_empty() {
             return;
         }
-        if pass.records == 0 && recent {
-            self.idle_lingers += 1;
-        }
-        if recent && self.idle_lingers < LINGERS {
+        if self.lingering {
             self.park(Some(LINGER));
             return;
         }
@@ -72,11 +79,14 @@ impl Writer {
         }
         self.park(self.next_deadline());
         self.queue.sleeping.store(false, Ordering::SeqCst);
-        self.idle_lingers = 0;
         // While it slept the file may have been moved away (logrotate) or deleted: look
-        // before the first write, instead of waking now and then to look.
-        self.next_identity_check = Instant::now() + super::IDENTITY_CHECK_EVERY;
-        self.check_identity();
+        // before the first write (at most once a second), instead of waking now and then to
+        // look.
+        let now = Instant::now();
+        if now >= self.next_identity_check {
+            self.next_identity_check = now + super::IDENTITY_CHECK_EVERY;
+            self.check_identity();
+        }
     }
 
     fn park(&self, timeout: Option<Duration>) {
