@@ -55,6 +55,9 @@
 //! | sb | tracing-appender as (b) |
 //! | sn | no layer installed (`registry()` alone), measured the same way: what the measurement itself costs on cold caches (two clock reads, the call, `tracing`'s dispatch) |
 //!
+//! **Quiet** (`qa`, `qb`, `qn`, and `qa100`, `qb100`, `qn100`) and **Order** (`oa`, `ob`,
+//! `opa`, `opb`, `ta`, `tb`): see `compare/quiet.rs` and `compare/order.rs`.
+//!
 //! **Filtered out**: one thread, `BENCH_FILTER_CALLS` (default 20,000,000) `debug!` calls, ns
 //! per call from the loop's total time (no per-call clock).
 //!
@@ -103,6 +106,11 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
+#[path = "compare/order.rs"]
+mod order;
+#[path = "compare/quiet.rs"]
+mod quiet;
+
 const THREADS: usize = 4;
 const STEM: &str = "bench";
 const SVG_PATH: &str = "target/compare.svg";
@@ -113,13 +121,17 @@ enum Workload {
     Sustained,
     Sparse,
     Filtered,
+    /// One thread, one event every 10 ms (or 100 ms for keys ending in `100`).
+    Quiet,
+    /// Events ordered by happens-before across threads or tasks; inversions counted.
+    Order,
 }
 
 impl Workload {
     fn threads(self) -> usize {
         match self {
-            Workload::Burst | Workload::Sustained => THREADS,
-            Workload::Sparse | Workload::Filtered => 1,
+            Workload::Burst | Workload::Sustained | Workload::Order => THREADS,
+            Workload::Sparse | Workload::Filtered | Workload::Quiet => 1,
         }
     }
 }
@@ -131,6 +143,8 @@ enum Check {
     Json,
     /// Every line scanned for its `id` and `thread` values (JSON or `key=value` text).
     Scan,
+    /// Read back by the order workload itself: every event once, inversions counted.
+    Order,
     /// No file: nothing to count.
     None,
 }
@@ -251,6 +265,78 @@ const VARIANTS: &[Variant] = &[
         Check::None,
     ),
     v(
+        "qa",
+        "(qa) tracing-filesink, one event every 10 ms",
+        Workload::Quiet,
+        Check::Json,
+    ),
+    v(
+        "qb",
+        "(qb) fmt json -> tracing-appender non_blocking (lossless) -> File, one event every 10 ms",
+        Workload::Quiet,
+        Check::Json,
+    ),
+    v(
+        "qn",
+        "(qn) no layer installed, the same loop (the floor: the loop's own sleeps)",
+        Workload::Quiet,
+        Check::None,
+    ),
+    v(
+        "qa100",
+        "(qa100) tracing-filesink, one event every 100 ms",
+        Workload::Quiet,
+        Check::Json,
+    ),
+    v(
+        "qb100",
+        "(qb100) tracing-appender as (qb), one event every 100 ms",
+        Workload::Quiet,
+        Check::Json,
+    ),
+    v(
+        "qn100",
+        "(qn100) no layer installed, one event every 100 ms",
+        Workload::Quiet,
+        Check::None,
+    ),
+    v(
+        "oa",
+        "(oa) tracing-filesink: a token passed around 4 threads over channels, 200,000 hops",
+        Workload::Order,
+        Check::Order,
+    ),
+    v(
+        "ob",
+        "(ob) tracing-appender (fmt json, non_blocking lossless): the same token ring",
+        Workload::Order,
+        Check::Order,
+    ),
+    v(
+        "opa",
+        "(opa) tracing-filesink: the token ring with 20 µs of work per hop, 20,000 hops",
+        Workload::Order,
+        Check::Order,
+    ),
+    v(
+        "opb",
+        "(opb) tracing-appender: the token ring with 20 µs of work per hop",
+        Workload::Order,
+        Check::Order,
+    ),
+    v(
+        "ta",
+        "(ta) tracing-filesink: 200 tokio tasks x 300 events, yield_now() between, 4 workers",
+        Workload::Order,
+        Check::Order,
+    ),
+    v(
+        "tb",
+        "(tb) tracing-appender: the same tokio tasks",
+        Workload::Order,
+        Check::Order,
+    ),
+    v(
         "za",
         "(za) tracing-filesink behind LevelFilter::INFO, debug! rejected",
         Workload::Filtered,
@@ -335,6 +421,7 @@ fn events_per_thread(w: Workload) -> usize {
         }
         Workload::Sparse => env_usize("BENCH_SPARSE_EVENTS", 5_000),
         Workload::Filtered => env_usize("BENCH_FILTER_CALLS", 20_000_000),
+        Workload::Quiet | Workload::Order => 0,
     }
 }
 
@@ -525,6 +612,7 @@ fn lines_cell(v: &Variant, samples: &[Value]) -> String {
         (Check::None, _) => "n/a (no file, not checked)".into(),
         (Check::Json, Some(l)) => format!("{l} (checked, JSON)"),
         (Check::Scan, Some(l)) => format!("{l} (checked, ids)"),
+        (Check::Order, Some(l)) => format!("{l} (read back, every event once)"),
         (_, None) => "FAILED".into(),
     }
 }
@@ -657,6 +745,37 @@ fn print_tables(res: &Results, paced_rates: &[f64]) {
         &[("ns per call", "ns_per_call", one_decimal)],
         "",
     );
+    let quiet_columns: [Column; 4] = [
+        ("CPU ms per second", "cpu_ms_per_sec", one_decimal),
+        ("wake-ups per second", "wakeups_per_sec", count),
+        ("visible p50", "visible_p50_ns", fmt_ns),
+        ("visible p99", "visible_p99_ns", fmt_ns),
+    ];
+    print_table(
+        res,
+        Workload::Quiet,
+        &format!(
+            "Quiet: 1 thread, one event every 10 ms or 100 ms, {:.0} s, defaults",
+            env_num("BENCH_QUIET_SECS", 10.0)
+        ),
+        &quiet_columns,
+        "CPU and wake-ups: the whole process over the loop (every thread's CPU time, and its \
+         voluntary context switches: each a thread going to sleep, so each one wake-up), per \
+         second; (qn) is the loop alone, its own sleeps. Visible: from the return of the \
+         logging call until a reader's read() of the file returns the line, no flush (a second \
+         phase of 2 s at the same pace, up to 200 events).",
+    );
+    print_table(
+        res,
+        Workload::Order,
+        "Order: events ordered by happens-before, across threads and tasks",
+        &[
+            ("inversions", "inversions", count),
+            ("wall s", "wall_secs", |x| format!("{x:.2}")),
+        ],
+        "Inversions: lines that come after a line they happen-before (the ring: a line after one \
+         with a higher id; the tasks: within a task). 0 means the file is in happens-before order.",
+    );
 }
 
 /// The performance targets, each from one run's medians. Printed, never a failure: the
@@ -715,6 +834,26 @@ fn print_targets(r: &Results) {
             "sparse caller p99 sb/sa",
             ("sb", "sa", P99),
             Some((true, 4.0)),
+        ),
+        (
+            "quiet, every 10 ms: CPU qa/qb (target: no more than tracing-appender)",
+            ("qa", "qb", "cpu_ms_per_sec"),
+            Some((false, 1.0)),
+        ),
+        (
+            "quiet, every 10 ms: wake-ups qa/qb",
+            ("qa", "qb", "wakeups_per_sec"),
+            Some((false, 1.0)),
+        ),
+        (
+            "quiet, every 100 ms: CPU qa100/qb100",
+            ("qa100", "qb100", "cpu_ms_per_sec"),
+            Some((false, 1.0)),
+        ),
+        (
+            "quiet, every 100 ms: wake-ups qa100/qb100",
+            ("qa100", "qb100", "wakeups_per_sec"),
+            Some((false, 1.0)),
         ),
         (
             "sparse caller p99 sd/sn (the formatter over the measurement's own floor)",
@@ -1047,11 +1186,13 @@ fn build(key: &str, dir: &Path, expected: u64) -> Result<Pipeline, String> {
             .compression(Compression::gzip())
     };
     match key {
-        "a" | "p" | "sa" => sink(FileSink::builder(dir, STEM)),
+        "a" | "p" | "sa" | "qa" | "qa100" | "oa" | "opa" | "ta" => {
+            sink(FileSink::builder(dir, STEM))
+        }
         "g" | "e" | "q" | "r" => sink(gzip_8m()),
         "e'" => sink(FileSink::builder(dir, STEM).rotation(Rotation::size(8 << 20))),
         "m" => sink(FileSink::builder(dir, STEM).queue_bytes(4 << 20)),
-        "b" | "sb" => appender(&active, expected),
+        "b" | "sb" | "qb" | "qb100" | "ob" | "opb" | "tb" => appender(&active, expected),
         "c" => {
             let file = File::create(&active).map_err(|e| format!("{}: {e}", active.display()))?;
             let shared = SharedBufWriter(Arc::new(Mutex::new(BufWriter::new(file))));
@@ -1098,7 +1239,7 @@ fn build(key: &str, dir: &Path, expected: u64) -> Result<Pipeline, String> {
             Dispatch::new(tracing_subscriber::registry().with(AcceptAll)),
             Finish::Nothing,
         ),
-        "zn" | "sn" => tracing_pipeline(
+        "zn" | "sn" | "qn" | "qn100" => tracing_pipeline(
             Dispatch::new(tracing_subscriber::registry()),
             Finish::Nothing,
         ),
@@ -1162,6 +1303,11 @@ fn child(v: &Variant) -> Result<Value, String> {
     }
     .map_err(|e| format!("temp dir: {e}"))?;
     let dir = tmp.path();
+    match v.workload {
+        Workload::Quiet => return quiet::child(v, dir),
+        Workload::Order => return order::child(v, dir),
+        _ => {}
+    }
     let threads = v.workload.threads();
     let n = events_per_thread(v.workload);
     let expected = (threads * n) as u64;
