@@ -61,8 +61,9 @@ pub struct Stats {
     /// Times the active file was reopened (on request or because it was moved away).
     pub reopens: u64,
     /// Times a logging call had to wake the writer thread (a futex call on the caller's
-    /// path). Callers logging every few milliseconds or faster never do; an idle writer is
-    /// woken once by the first event after a long pause.
+    /// path). Callers logging every few milliseconds or faster almost never do (the writer
+    /// lingers for them); in a quiet service (events more than 5 ms apart) the first event
+    /// after each pause does.
     pub caller_wakeups: u64,
     /// Times the writer thread woke up: woken by a caller, a control call or a deadline, or
     /// at the end of a short wait between events that come every few milliseconds. A busy

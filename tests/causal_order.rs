@@ -243,4 +243,3 @@ fn timestamps_never_decrease_in_a_file_while_threads_log_at_full_speed() {
     }
     assert_eq!(decreases, 0, "timestamps went back {decreases} times");
 }
-

@@ -54,14 +54,21 @@ fn a_record_logged_by_a_thread_local_destructor_comes_after_the_threads_earlier_
         .flat_map(|(_, lines)| lines)
         .map(|l| common::json(&l))
         .collect();
-    let exits = recs.iter().filter(|r| !r["fields"]["exit_of"].is_null()).count() as u64;
+    let exits = recs
+        .iter()
+        .filter(|r| !r["fields"]["exit_of"].is_null())
+        .count() as u64;
     assert_eq!(exits, THREADS, "one record per destructor");
     for t in 0..THREADS {
         let last = recs
             .iter()
             .rposition(|r| r["fields"]["t"].as_u64() == Some(t))
             .expect("the thread's records");
-        assert_eq!(field(&recs[last], "seq"), BEFORE - 1, "thread {t}'s last record");
+        assert_eq!(
+            field(&recs[last], "seq"),
+            BEFORE - 1,
+            "thread {t}'s last record"
+        );
         let exit = recs
             .iter()
             .position(|r| r["fields"]["exit_of"].as_u64() == Some(t))

@@ -146,7 +146,7 @@ impl Queue {
             Patience::Control
         };
         let res = self.send_sliced(Msg::Control(c), Some(deadline), patience);
-        // The writer may be in its deep sleep: a control message must not wait for a caller.
+        // The writer may be asleep: a control message must not wait for a caller to wake it.
         self.wake();
         match res {
             Ok(()) => Ok(()),
