@@ -841,9 +841,9 @@ fn print_targets(r: &Results) {
             Some((false, 1.0)),
         ),
         (
-            "quiet, every 10 ms: wake-ups qa/qb",
+            "quiet, every 10 ms: wake-ups qa/qb (target: no more than tracing-appender's; both are one per event plus the loop's own, so 5% is left for counting noise)",
             ("qa", "qb", "wakeups_per_sec"),
-            Some((false, 1.0)),
+            Some((false, 1.05)),
         ),
         (
             "quiet, every 100 ms: CPU qa100/qb100",
@@ -851,9 +851,9 @@ fn print_targets(r: &Results) {
             Some((false, 1.0)),
         ),
         (
-            "quiet, every 100 ms: wake-ups qa100/qb100",
+            "quiet, every 100 ms: wake-ups qa100/qb100 (as above)",
             ("qa100", "qb100", "wakeups_per_sec"),
-            Some((false, 1.0)),
+            Some((false, 1.05)),
         ),
         (
             "sparse caller p99 sd/sn (the formatter over the measurement's own floor)",

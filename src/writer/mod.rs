@@ -29,6 +29,7 @@ mod output;
 mod rest;
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -257,19 +258,13 @@ impl Writer {
     }
 
     fn report_drops(&mut self) {
-        let dropped = self
-            .counters()
-            .events_dropped
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let dropped = self.counters().events_dropped.load(Ordering::Relaxed);
         if dropped > self.drops_reported && self.buf.len() < self.buf_limit() {
             let n = dropped - self.drops_reported;
             self.drops_reported = dropped;
             self.note(Level::WARN, "events dropped", &[("dropped", n)]);
         }
-        let unsynced = self
-            .counters()
-            .segments_unsynced
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let unsynced = self.counters().segments_unsynced.load(Ordering::Relaxed);
         if unsynced > self.unsynced_reported && self.buf.len() < self.buf_limit() {
             let n = unsynced - self.unsynced_reported;
             self.unsynced_reported = unsynced;
@@ -280,10 +275,7 @@ impl Writer {
             );
         }
         // Shed events: one record per outage, once writing has resumed.
-        let shed = self
-            .counters()
-            .events_shed
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let shed = self.counters().events_shed.load(Ordering::Relaxed);
         if shed > self.shed_reported && self.failure.is_none() && self.active.is_some() {
             let n = shed - self.shed_reported;
             self.shed_reported = shed;
