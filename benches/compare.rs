@@ -55,8 +55,8 @@
 //! | sb | tracing-appender as (b) |
 //! | sn | no layer installed (`registry()` alone), measured the same way: what the measurement itself costs on cold caches (two clock reads, the call, `tracing`'s dispatch) |
 //!
-//! **Quiet** (`qa`, `qb`, `qn`, and `qa100`, `qb100`, `qn100`) and **Order** (`oa`, `ob`,
-//! `opa`, `opb`, `ta`, `tb`): see `compare/quiet.rs` and `compare/order.rs`.
+//! **Quiet** (`qa`, `qb`, `qn`, and `qa100`, `qb100`, `qn100`) and **Order** (`ra`, `rb`,
+//! `rpa`, `rpb`, `ta`, `tb`): see `compare/quiet.rs` and `compare/order.rs`.
 //!
 //! **Filtered out**: one thread, `BENCH_FILTER_CALLS` (default 20,000,000) `debug!` calls, ns
 //! per call from the loop's total time (no per-call clock).
@@ -301,26 +301,26 @@ const VARIANTS: &[Variant] = &[
         Check::None,
     ),
     v(
-        "oa",
-        "(oa) tracing-filesink: a token passed around 4 threads over channels, 200,000 hops",
+        "ra",
+        "(ra) tracing-filesink: a token passed around 4 threads over channels, 200,000 hops",
         Workload::Order,
         Check::Order,
     ),
     v(
-        "ob",
-        "(ob) tracing-appender (fmt json, non_blocking lossless): the same token ring",
+        "rb",
+        "(rb) tracing-appender (fmt json, non_blocking lossless): the same token ring",
         Workload::Order,
         Check::Order,
     ),
     v(
-        "opa",
-        "(opa) tracing-filesink: the token ring with 20 µs of work per hop, 20,000 hops",
+        "rpa",
+        "(rpa) tracing-filesink: the token ring with 20 µs of work per hop, 20,000 hops",
         Workload::Order,
         Check::Order,
     ),
     v(
-        "opb",
-        "(opb) tracing-appender: the token ring with 20 µs of work per hop",
+        "rpb",
+        "(rpb) tracing-appender: the token ring with 20 µs of work per hop",
         Workload::Order,
         Check::Order,
     ),
@@ -1186,13 +1186,13 @@ fn build(key: &str, dir: &Path, expected: u64) -> Result<Pipeline, String> {
             .compression(Compression::gzip())
     };
     match key {
-        "a" | "p" | "sa" | "qa" | "qa100" | "oa" | "opa" | "ta" => {
+        "a" | "p" | "sa" | "qa" | "qa100" | "ra" | "rpa" | "ta" => {
             sink(FileSink::builder(dir, STEM))
         }
         "g" | "e" | "q" | "r" => sink(gzip_8m()),
         "e'" => sink(FileSink::builder(dir, STEM).rotation(Rotation::size(8 << 20))),
         "m" => sink(FileSink::builder(dir, STEM).queue_bytes(4 << 20)),
-        "b" | "sb" | "qb" | "qb100" | "ob" | "opb" | "tb" => appender(&active, expected),
+        "b" | "sb" | "qb" | "qb100" | "rb" | "rpb" | "tb" => appender(&active, expected),
         "c" => {
             let file = File::create(&active).map_err(|e| format!("{}: {e}", active.display()))?;
             let shared = SharedBufWriter(Arc::new(Mutex::new(BufWriter::new(file))));

@@ -1,9 +1,9 @@
 //! **Order**: events that happen-before one another, logged from several threads or tasks;
 //! the file is read back and every line that comes after a line it should precede is counted
 //! (an inversion).
-//! - `oa`/`ob`: a token passed around 4 threads over channels: each logs `id = n`, then
+//! - `ra`/`rb`: a token passed around 4 threads over channels: each logs `id = n`, then
 //!   hands `n + 1` to the next thread (200,000 hops), so every event happens-before the next.
-//! - `opa`/`opb`: the same with 20 µs of work before each event (20,000 hops).
+//! - `rpa`/`rpb`: the same with 20 µs of work before each event (20,000 hops).
 //! - `ta`/`tb`: 200 tokio tasks on a 4-worker runtime, each logging 300 events with
 //!   `yield_now()` between them (a task may resume on another worker): inversions within a
 //!   task.
@@ -66,15 +66,15 @@ fn tasks(count: u64, per_task: u64) -> Result<(), String> {
 
 pub(super) fn child(v: &Variant, dir: &Path) -> Result<Value, String> {
     let (expected, per_thread) = match v.key {
-        "oa" | "ob" => (200_000u64, false),
-        "opa" | "opb" => (20_000, false),
+        "ra" | "rb" => (200_000u64, false),
+        "rpa" | "rpb" => (20_000, false),
         _ => (200 * 300, true),
     };
     let mut pipeline = build(v.key, dir, expected)?;
     let start = Instant::now();
     match v.key {
-        "oa" | "ob" => ring(expected, Duration::ZERO),
-        "opa" | "opb" => ring(expected, Duration::from_micros(20)),
+        "ra" | "rb" => ring(expected, Duration::ZERO),
+        "rpa" | "rpb" => ring(expected, Duration::from_micros(20)),
         _ => tasks(200, 300)?,
     }
     let wall = start.elapsed();
