@@ -267,13 +267,14 @@ mod tests {
 
     #[test]
     fn unix_nanos_round_trip() {
+        // Multiples of 100 ns: Windows keeps system times in 100 ns units.
         for n in [
             0i64,
-            1,
-            -1,
-            1_999_999_999,
-            -1_000_000_001,
-            1_780_000_000_123_456_789,
+            100,
+            -100,
+            1_999_999_900,
+            -1_000_000_100,
+            1_780_000_000_123_456_700,
         ] {
             assert_eq!(unix_nanos(from_unix_nanos(n)), i128::from(n));
         }
