@@ -35,8 +35,17 @@ pub fn format_only_layer() -> FormatOnlyLayer {
         ),
         clock: crate::clock::Clock::System,
         sink: SinkId::next(),
+        options: Default::default(),
     };
     FormatOnlyLayer { fmt }
+}
+
+/// As [`format_only_layer`], with the format and options of `builder`.
+#[doc(hidden)]
+pub fn format_only_layer_for(builder: crate::Builder) -> Result<FormatOnlyLayer, crate::Error> {
+    Ok(FormatOnlyLayer {
+        fmt: builder.validate()?.formatter,
+    })
 }
 
 impl<S> Layer<S> for FormatOnlyLayer

@@ -164,7 +164,7 @@ pub use writer::Fsync;
 /// Hooks for this crate's benchmarks; not part of the supported API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::layer::{format_only_layer, FormatOnlyLayer};
+    pub use crate::layer::{format_only_layer, format_only_layer_for, FormatOnlyLayer};
 }
 
 #[doc = include_str!("../README.md")]

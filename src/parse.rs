@@ -160,12 +160,18 @@ impl FromStr for Compression {
 impl FromStr for Format {
     type Err = Error;
 
-    /// `"json"` or `"text"`.
+    /// `"json"`, `"text"`, `"compact"` or `"logfmt"`.
     fn from_str(s: &str) -> Result<Format, Error> {
         match s.trim().to_ascii_lowercase().as_str() {
             "json" => Ok(Format::Json),
             "text" => Ok(Format::Text),
-            _ => Err(bad("format", s, "\"json\" or \"text\"")),
+            "compact" => Ok(Format::Compact),
+            "logfmt" => Ok(Format::Logfmt),
+            _ => Err(bad(
+                "format",
+                s,
+                "\"json\", \"text\", \"compact\" or \"logfmt\"",
+            )),
         }
     }
 }

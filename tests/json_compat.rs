@@ -51,6 +51,13 @@ struct Point {
 
 /// The events both layers see.
 fn log_events() {
+    log_events_without_controls();
+    tracing::info!("escapes: \" \\ \t \n \r \x1b é ✓ 😀 \u{7f} \u{85} \u{2028}");
+}
+
+/// [`log_events`] but the one with control characters, so that fmt's text layouts (which
+/// write them raw) can be compared line for line.
+fn log_events_without_controls() {
     let err = Wrapped(std::io::Error::other("disk on fire"));
     tracing::info!("plain message");
     tracing::warn!(answer = 42, "with a field");
@@ -85,8 +92,6 @@ fn log_events() {
     tracing::info!(dup = 1, dup = "two", "duplicate field names");
     tracing::info!(r#type = "raw identifier", "raw identifier");
     tracing::info!(message = "message as a field", extra = 1);
-    tracing::info!("escapes: \" \\ \t \n \r \x1b é ✓ 😀 \u{7f} \u{85} \u{2028}");
-
     let outer = tracing::info_span!(
         "outer",
         a = 1u64,
@@ -400,4 +405,179 @@ fn timestamps_have_fmt_shape() {
         ours[0],
         theirs[0]
     );
+}
+
+/// fmt's options, as one set of switches for both layers.
+#[derive(Debug, Clone, Copy)]
+struct Opts {
+    flatten_event: bool,
+    current_span: bool,
+    span_list: bool,
+    file: bool,
+    line_number: bool,
+    thread_ids: bool,
+    thread_names: bool,
+    target: bool,
+    level: bool,
+}
+
+impl Opts {
+    /// Every combination of the options that apply to `format`.
+    fn all(format: Format) -> Vec<Opts> {
+        let json = format == Format::Json;
+        let bits = if json { 9 } else { 6 };
+        (0u32..1 << bits)
+            .map(|m| {
+                let b = |i: u32| m & (1 << i) != 0;
+                Opts {
+                    file: b(0),
+                    line_number: b(1),
+                    thread_ids: b(2),
+                    thread_names: b(3),
+                    target: !b(4),
+                    level: !b(5),
+                    flatten_event: json && b(6),
+                    current_span: !(json && b(7)),
+                    span_list: !(json && b(8)),
+                }
+            })
+            .collect()
+    }
+
+    fn sink(self, b: tracing_filesink::Builder) -> tracing_filesink::Builder {
+        let b = b
+            .with_file(self.file)
+            .with_line_number(self.line_number)
+            .with_thread_ids(self.thread_ids)
+            .with_thread_names(self.thread_names)
+            .with_target(self.target)
+            .with_level(self.level);
+        if self.flatten_event || !self.current_span || !self.span_list {
+            b.flatten_event(self.flatten_event)
+                .with_current_span(self.current_span)
+                .with_span_list(self.span_list)
+        } else {
+            b
+        }
+    }
+}
+
+/// The sink configured by `sink` (with `opts` applied) and fmt in `format` with the same
+/// options, on one registry, both seeing `events`; returns (sink lines, fmt lines).
+fn both_with(
+    format: Format,
+    opts: Opts,
+    sink: impl FnOnce(tracing_filesink::Builder) -> tracing_filesink::Builder,
+    events: &dyn Fn(),
+) -> (Vec<String>, Vec<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = opts.sink(FileSink::builder(tmp.path(), "app").format(format));
+    let (layer, guard) = sink(builder).build().unwrap();
+    let capture = Capture::default();
+    let c = capture.clone();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(move || c.clone())
+        .with_file(opts.file)
+        .with_line_number(opts.line_number)
+        .with_thread_ids(opts.thread_ids)
+        .with_thread_names(opts.thread_names)
+        .with_target(opts.target)
+        .with_level(opts.level);
+    let fmt = match format {
+        Format::Json => fmt
+            .json()
+            .flatten_event(opts.flatten_event)
+            .with_current_span(opts.current_span)
+            .with_span_list(opts.span_list)
+            .boxed(),
+        Format::Compact => fmt.compact().boxed(),
+        _ => fmt.boxed(),
+    };
+    let subscriber = tracing_subscriber::registry().with(layer).with(fmt);
+    tracing::subscriber::with_default(subscriber, events);
+    guard.flush().unwrap();
+    let ours = common::lines(&common::read_active(tmp.path(), "app"), "app.log");
+    let theirs = common::lines(&capture.0.lock().unwrap(), "fmt output");
+    (ours, theirs)
+}
+
+/// Key paths and values equal, the timestamp's value aside (its key is compared).
+fn same_json(ours: &[String], theirs: &[String], what: &dyn std::fmt::Debug) {
+    assert_eq!(ours.len(), theirs.len(), "line counts differ: {what:?}");
+    for (i, (o, t)) in ours.iter().zip(theirs).enumerate() {
+        assert_eq!(
+            key_paths(o),
+            key_paths(t),
+            "line {i}, {what:?}: keys differ\n ours: {o}\n fmt:  {t}"
+        );
+        assert_eq!(
+            without_timestamp(common::json(o)),
+            without_timestamp(common::json(t)),
+            "line {i}, {what:?}: values differ\n ours: {o}\n fmt:  {t}"
+        );
+    }
+}
+
+fn all_json_events() {
+    log_events();
+    log_records();
+}
+
+/// Every combination of fmt's nine JSON options (512), each compared line by line with
+/// `fmt::layer().json()` given the same options, over every event of the other tests and
+/// the `log` records.
+#[test]
+fn every_combination_of_fmt_options_matches_fmt_json() {
+    let combos = Opts::all(Format::Json);
+    assert_eq!(combos.len(), 512);
+    for opts in combos {
+        let (ours, theirs) = both_with(Format::Json, opts, |b| b, &all_json_events);
+        assert_eq!(ours.len(), 23, "{opts:?}");
+        same_json(&ours, &theirs, &opts);
+    }
+}
+
+/// The text layouts (full and compact) with every combination of the options fmt's text
+/// formats honour (64 each), compared byte for byte after the timestamp. The test runs on a
+/// thread whose name is longer than any test's, so that fmt's thread-name padding (to the
+/// longest name it has seen in the process) and the sink's agree; a second, shorter-named
+/// thread checks the padding itself.
+#[test]
+fn every_combination_of_fmt_options_matches_fmt_text_and_compact() {
+    std::thread::Builder::new()
+        .name("text-layout-parity-thread-with-a-name-longer-than-any-test-name-0123456789".into())
+        .spawn(|| {
+            for format in [Format::Text, Format::Compact] {
+                let combos = Opts::all(format);
+                assert_eq!(combos.len(), 64);
+                for opts in combos {
+                    let events = || {
+                        log_events_without_controls();
+                        // The other thread logs through the same subscriber.
+                        let d = tracing::dispatcher::get_default(|d| d.clone());
+                        std::thread::scope(|s| {
+                            std::thread::Builder::new()
+                                .name("short".into())
+                                .spawn_scoped(s, || {
+                                    tracing::dispatcher::with_default(&d, || {
+                                        tracing::info!(n = 1, "from a short name")
+                                    })
+                                })
+                                .unwrap();
+                        });
+                    };
+                    let (ours, theirs) = both_with(format, opts, |b| b, &events);
+                    assert_eq!(ours.len(), 17, "{format:?} {opts:?}");
+                    assert_eq!(ours.len(), theirs.len(), "{format:?} {opts:?}");
+                    let untimed = |l: &str| l.split_once(' ').unwrap().1.to_string();
+                    for (o, t) in ours.iter().zip(&theirs) {
+                        assert_eq!(untimed(o), untimed(t), "{format:?} {opts:?}");
+                    }
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }

@@ -15,7 +15,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::escape::{json_escape_into, JsonEscaper};
-use super::{level_str, Formatter};
+use super::{level_str, options, Formatter};
 
 pub(crate) fn format_event<S>(
     f: &Formatter,
@@ -26,44 +26,122 @@ pub(crate) fn format_event<S>(
 ) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    let o = &*f.options;
+    let keys = &o.keys;
     // As fmt does: a record from the `log` crate (through tracing-log's `LogTracer`) is
     // printed with its own target, not `log`.
     let normalized = event.normalized_metadata();
     let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-    out.extend_from_slice(b"{\"timestamp\":\"");
-    f.timestamper.write(out, now, json_escape_into);
-    out.extend_from_slice(b"\",\"level\":\"");
-    out.extend_from_slice(level_str(meta.level()).as_bytes());
-    out.extend_from_slice(b"\",\"fields\":{");
-    event.record(&mut EventVisitor { out, first: true });
-    out.extend_from_slice(b"},\"target\":\"");
-    json_escape_into(out, meta.target());
+    out.push(b'{');
+    out.extend_from_slice(keys.get(options::TIMESTAMP));
     out.push(b'"');
+    f.timestamper.write(out, now, json_escape_into);
+    out.push(b'"');
+    if o.level {
+        out.push(b',');
+        out.extend_from_slice(keys.get(options::LEVEL));
+        out.push(b'"');
+        out.extend_from_slice(level_str(meta.level()).as_bytes());
+        out.push(b'"');
+    }
+    let message = keys.message_renamed().then(|| keys.get(options::MESSAGE));
+    if o.flatten_event {
+        event.record(&mut EventVisitor {
+            out,
+            first: false,
+            message,
+        });
+    } else {
+        out.push(b',');
+        out.extend_from_slice(keys.get(options::FIELDS));
+        out.push(b'{');
+        event.record(&mut EventVisitor {
+            out,
+            first: true,
+            message,
+        });
+        out.push(b'}');
+    }
+    if o.target {
+        out.push(b',');
+        out.extend_from_slice(keys.get(options::TARGET));
+        out.push(b'"');
+        json_escape_into(out, meta.target());
+        out.push(b'"');
+    }
+    if o.file {
+        if let Some(file) = meta.file() {
+            out.extend_from_slice(b",\"filename\":\"");
+            json_escape_into(out, file);
+            out.push(b'"');
+        }
+    }
+    if o.line_number {
+        if let Some(line) = meta.line() {
+            out.extend_from_slice(b",\"line_number\":");
+            out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes());
+        }
+    }
     // As fmt's JSON does: `span` is the explicit parent or else the current span, `spans` is
-    // always the current span's scope.
-    let explicit = event.parent().and_then(|id| ctx.span(id));
-    let has_explicit = explicit.is_some();
-    if let Some(leaf) = explicit.or_else(|| ctx.lookup_current()) {
-        out.extend_from_slice(b",\"span\":");
-        write_span(f, out, &leaf);
-        out.extend_from_slice(b",\"spans\":[");
-        let current = if has_explicit {
-            ctx.lookup_current()
-        } else {
-            Some(leaf)
-        };
-        let mut first = true;
-        if let Some(current) = current {
-            for span in current.scope().from_root() {
-                if !first {
-                    out.push(b',');
+    // always the current span's scope, and both are left out when there is no such span.
+    if o.current_span || o.span_list {
+        let explicit = event.parent().and_then(|id| ctx.span(id));
+        let has_explicit = explicit.is_some();
+        if let Some(leaf) = explicit.or_else(|| ctx.lookup_current()) {
+            if o.current_span {
+                out.push(b',');
+                out.extend_from_slice(keys.get(options::SPAN));
+                write_span(f, out, &leaf);
+            }
+            if o.span_list {
+                out.push(b',');
+                out.extend_from_slice(keys.get(options::SPANS));
+                out.push(b'[');
+                let current = if has_explicit {
+                    ctx.lookup_current()
+                } else {
+                    Some(leaf)
+                };
+                let mut first = true;
+                if let Some(current) = current {
+                    for span in current.scope().from_root() {
+                        if !first {
+                            out.push(b',');
+                        }
+                        first = false;
+                        write_span(f, out, &span);
+                    }
                 }
-                first = false;
-                write_span(f, out, &span);
+                out.push(b']');
             }
         }
-        out.push(b']');
     }
+    if o.thread_names {
+        let thread = std::thread::current();
+        match thread.name() {
+            Some(name) => {
+                out.extend_from_slice(b",\"threadName\":\"");
+                json_escape_into(out, name);
+                out.push(b'"');
+            }
+            // As fmt: the thread's id stands in for a missing name unless ids are written.
+            None if !o.thread_ids => {
+                out.extend_from_slice(b",\"threadName\":\"");
+                options::push_thread_id(out, false);
+                out.push(b'"');
+            }
+            None => {}
+        }
+    }
+    if o.thread_ids {
+        out.extend_from_slice(b",\"threadId\":\"");
+        options::push_thread_id(out, false);
+        out.push(b'"');
+    }
+    if o.otel_ids {
+        super::otel::write_ids(out, event, ctx, super::otel::Style::Json);
+    }
+    out.extend_from_slice(&o.static_rendered);
     out.push(b'}');
 }
 
@@ -89,11 +167,27 @@ pub(crate) fn internal_record(
     message: &str,
     fields: &[(&str, u64)],
 ) {
-    out.extend_from_slice(b"{\"timestamp\":\"");
+    let o = &*f.options;
+    let keys = &o.keys;
+    out.push(b'{');
+    out.extend_from_slice(keys.get(options::TIMESTAMP));
+    out.push(b'"');
     f.timestamper.write(out, now, json_escape_into);
-    out.extend_from_slice(b"\",\"level\":\"");
-    out.extend_from_slice(level_str(&level).as_bytes());
-    out.extend_from_slice(b"\",\"fields\":{\"message\":\"");
+    out.push(b'"');
+    if o.level {
+        out.push(b',');
+        out.extend_from_slice(keys.get(options::LEVEL));
+        out.push(b'"');
+        out.extend_from_slice(level_str(&level).as_bytes());
+        out.push(b'"');
+    }
+    out.push(b',');
+    if !o.flatten_event {
+        out.extend_from_slice(keys.get(options::FIELDS));
+        out.push(b'{');
+    }
+    out.extend_from_slice(keys.get(options::MESSAGE));
+    out.push(b'"');
     json_escape_into(out, message);
     out.push(b'"');
     for (k, v) in fields {
@@ -102,12 +196,23 @@ pub(crate) fn internal_record(
         out.extend_from_slice(b"\":");
         out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
     }
-    out.extend_from_slice(b"},\"target\":\"tracing_filesink\"}");
+    if !o.flatten_event {
+        out.push(b'}');
+    }
+    if o.target {
+        out.push(b',');
+        out.extend_from_slice(keys.get(options::TARGET));
+        out.extend_from_slice(b"\"tracing_filesink\"");
+    }
+    out.extend_from_slice(&o.static_rendered);
+    out.push(b'}');
 }
 
 struct EventVisitor<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
+    /// The renamed `message` key (`"msg":`), when it is renamed.
+    message: Option<&'a [u8]>,
 }
 
 impl EventVisitor<'_> {
@@ -117,6 +222,12 @@ impl EventVisitor<'_> {
             self.out.push(b',');
         }
         self.first = false;
+        if let Some(m) = self.message {
+            if field.name() == "message" {
+                self.out.extend_from_slice(m);
+                return;
+            }
+        }
         self.out.push(b'"');
         json_escape_into(self.out, field.name());
         self.out.extend_from_slice(b"\":");

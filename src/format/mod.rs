@@ -5,10 +5,14 @@
 
 pub(crate) mod escape;
 pub(crate) mod json;
+pub(crate) mod logfmt;
+pub(crate) mod options;
+pub(crate) mod otel;
 pub(crate) mod text;
 pub(crate) mod timestamp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::{Event, Level, Subscriber};
@@ -28,6 +32,14 @@ pub enum Format {
     /// tracing-subscriber's default ("full") text layout, without colours and with control
     /// characters escaped.
     Text,
+    /// tracing-subscriber's `compact` text layout (`fmt::layer().compact()`), without colours
+    /// and with control characters escaped.
+    Compact,
+    /// [logfmt](https://brandur.org/logfmt): `key=value` pairs, values quoted (with JSON's
+    /// escapes, as Grafana Loki's and Go's logfmt parsers read them) when they hold a space,
+    /// `=`, `"`, `\\` or a control character:
+    /// `timestamp=2026-11-26T03:14:48.123456Z level=INFO target=app message="logged in" user=ada`.
+    Logfmt,
 }
 
 /// Frozen formatting settings shared by the layer and the writer thread.
@@ -38,6 +50,8 @@ pub(crate) struct Formatter {
     pub(crate) clock: crate::clock::Clock,
     /// Which sink's fields to read from a span's [`SinkSpans`].
     pub(crate) sink: SinkId,
+    /// fmt's options, renamed keys, static fields.
+    pub(crate) options: Arc<options::Options>,
 }
 
 /// Tells apart the sinks of one process: in a span's extensions and in a thread's list of slots.
@@ -129,10 +143,15 @@ impl Formatter {
                 }
                 f.rendered = into_string(buf);
             }
-            Format::Text => {
+            Format::Text | Format::Compact => {
                 let mut buf = std::mem::take(&mut f.rendered).into_bytes();
                 let empty = buf.is_empty();
                 values.record(&mut text::FieldVisitor::new(&mut buf, empty));
+                f.rendered = into_string(buf);
+            }
+            Format::Logfmt => {
+                let mut buf = std::mem::take(&mut f.rendered).into_bytes();
+                values.record(&mut logfmt::FieldVisitor::new(&mut buf, None));
                 f.rendered = into_string(buf);
             }
         }
@@ -147,6 +166,8 @@ impl Formatter {
         match self.format {
             Format::Json => json::format_event(self, out, now, event, ctx),
             Format::Text => text::format_event(self, out, now, event, ctx),
+            Format::Compact => text::format_compact(self, out, now, event, ctx),
+            Format::Logfmt => logfmt::format_event(self, out, now, event, ctx),
         }
         out.push(b'\n');
     }
@@ -162,7 +183,10 @@ impl Formatter {
         let now = self.now();
         match self.format {
             Format::Json => json::internal_record(self, out, now, level, message, fields),
-            Format::Text => text::internal_record(self, out, now, level, message, fields),
+            Format::Text | Format::Compact => {
+                text::internal_record(self, out, now, level, message, fields)
+            }
+            Format::Logfmt => logfmt::internal_record(self, out, now, level, message, fields),
         }
         out.push(b'\n');
     }
