@@ -581,3 +581,120 @@ fn every_combination_of_fmt_options_matches_fmt_text_and_compact() {
         .join()
         .unwrap();
 }
+
+/// What fmt wrote, with top-level keys renamed as `rename_key` does and `statics` appended:
+/// (key paths, value without the timestamp).
+fn renamed_fmt(
+    line: &str,
+    renames: &[(&str, &str)],
+    statics: &[(&str, &str)],
+    flatten: bool,
+) -> (Vec<String>, Value) {
+    let to = |k: &str| renames.iter().find(|(f, _)| *f == k).map(|(_, t)| *t);
+    let mut paths: Vec<String> = key_paths(line)
+        .into_iter()
+        .map(|p| {
+            let segs: Vec<&str> = p[1..].split('/').collect();
+            let mut segs: Vec<String> = segs.iter().map(|s| s.to_string()).collect();
+            if segs[0] == "fields" && !flatten && segs.get(1).map(String::as_str) == Some("message")
+            {
+                if let Some(t) = to("message") {
+                    segs[1] = t.to_string();
+                }
+            }
+            if segs[0] != "message" || flatten {
+                if let Some(t) = to(&segs[0]) {
+                    segs[0] = t.to_string();
+                }
+            }
+            format!("/{}", segs.join("/"))
+        })
+        .collect();
+    let mut v = common::json(line);
+    let obj = v.as_object_mut().unwrap();
+    for (from, t) in renames {
+        let holder = if *from == "message" && !flatten {
+            obj.get_mut("fields").and_then(Value::as_object_mut)
+        } else {
+            Some(&mut *obj)
+        };
+        if let Some(h) = holder {
+            if let Some(x) = h.remove(*from) {
+                h.insert(t.to_string(), x);
+            }
+        }
+    }
+    let ts_key = to("timestamp").unwrap_or("timestamp");
+    assert!(obj.remove(ts_key).is_some_and(|t| t.is_string()));
+    for (k, val) in statics {
+        paths.push(format!("/{k}"));
+        obj.insert(k.to_string(), Value::from(*val));
+    }
+    (paths, v)
+}
+
+/// `rename_key` and `static_field` on top of fmt's options: each line is fmt's, with the
+/// renamed keys in their places and the static fields last, for the Elastic Common Schema
+/// and Google Cloud Logging recipes of the docs and for every renamable key at once, over
+/// the 32 combinations of the options that move keys around.
+#[test]
+fn renamed_keys_and_static_fields_are_fmt_json_otherwise() {
+    let sets: [(&[(&str, &str)], &[(&str, &str)]); 3] = [
+        (
+            &[("timestamp", "@timestamp"), ("level", "log.level")],
+            &[("service.name", "checkout"), ("service.version", "1.4.2")],
+        ),
+        (
+            &[("timestamp", "time"), ("level", "severity")],
+            &[("logging.googleapis.com/labels", "x \"quoted\" \n")],
+        ),
+        (
+            &[
+                ("timestamp", "ts"),
+                ("level", "lvl"),
+                ("message", "msg"),
+                ("target", "logger"),
+                ("fields", "attrs"),
+                ("span", "current"),
+                ("spans", "scope"),
+            ],
+            &[],
+        ),
+    ];
+    let mut compared = 0;
+    for (renames, statics) in sets {
+        for opts in Opts::all(Format::Json) {
+            if opts.file || opts.line_number || opts.thread_ids || opts.thread_names {
+                continue;
+            }
+            let sink = |mut b: tracing_filesink::Builder| {
+                for (k, n) in renames {
+                    b = b.rename_key(*k, *n);
+                }
+                for (k, v) in statics {
+                    b = b.static_field(*k, *v);
+                }
+                b
+            };
+            let (ours, theirs) = both_with(Format::Json, opts, sink, &all_json_events);
+            assert_eq!(ours.len(), theirs.len());
+            for (o, t) in ours.iter().zip(&theirs) {
+                let (paths, value) = renamed_fmt(t, renames, statics, opts.flatten_event);
+                assert_eq!(
+                    key_paths(o),
+                    paths,
+                    "{opts:?} {renames:?}\n ours: {o}\n fmt:  {t}"
+                );
+                let mut mine = common::json(o);
+                let ts_key = renames
+                    .iter()
+                    .find(|(f, _)| *f == "timestamp")
+                    .map_or("timestamp", |(_, t)| t);
+                assert!(mine.as_object_mut().unwrap().remove(ts_key).is_some());
+                assert_eq!(mine, value, "{opts:?} {renames:?}\n ours: {o}\n fmt:  {t}");
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 3 * 32 * 23);
+}
