@@ -52,6 +52,10 @@ impl<S> Layer<S> for FormatOnlyLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.fmt.register_dispatch(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             let fields = self.fmt.new_span_fields(attrs);
@@ -133,6 +137,11 @@ impl<S> Layer<S> for FileSinkLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        // OpenTelemetry ids are read through the subscriber (see format/otel.rs).
+        self.fmt.register_dispatch(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             let fields = catch_unwind(AssertUnwindSafe(|| self.fmt.new_span_fields(attrs)))

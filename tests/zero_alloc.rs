@@ -150,4 +150,48 @@ fn steady_state_logging_allocates_nothing_per_event() {
              option on (budget {BUDGET})"
         );
     }
+
+    // OpenTelemetry ids: a tracing-opentelemetry layer with an SDK tracer in the same
+    // subscriber, seeing spans only (it records every event it sees as a span event, which
+    // allocates on its side, not the sink's).
+    #[cfg(feature = "opentelemetry")]
+    {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::filter::filter_fn;
+        use tracing_subscriber::prelude::*;
+        let tmp = tempfile::tempdir().unwrap();
+        let (layer, guard) = FileSink::builder(tmp.path(), "app")
+            .queue_bytes(4 << 20)
+            .with_opentelemetry_ids(true)
+            .build()
+            .unwrap();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("zero_alloc"))
+            .with_filter(filter_fn(|m| m.is_span()));
+        let dispatch =
+            tracing::Dispatch::new(tracing_subscriber::registry().with(otel).with(layer));
+        let allocations = tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!("request");
+            let _entered = span.enter();
+            log(0, WARM_UP);
+            guard.flush().unwrap();
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            log(WARM_UP, WARM_UP + EVENTS);
+            ALLOCATIONS.load(Ordering::SeqCst) - before
+        });
+        guard.flush().unwrap();
+        let bytes = std::fs::read(common::active(tmp.path(), "app")).unwrap();
+        let lines = common::lines(&bytes, "app.log");
+        assert_eq!(lines.len() as u64, WARM_UP + EVENTS);
+        assert_eq!(
+            common::json(&lines[0])["trace_id"].as_str().map(str::len),
+            Some(32)
+        );
+        assert!(
+            allocations <= BUDGET,
+            "{allocations} allocations while logging {EVENTS} events with OpenTelemetry ids \
+             (budget {BUDGET})"
+        );
+    }
 }

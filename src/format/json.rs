@@ -139,7 +139,7 @@ pub(crate) fn format_event<S>(
         out.push(b'"');
     }
     if o.otel_ids {
-        super::otel::write_ids(out, event, ctx, super::otel::Style::Json);
+        super::otel::write_ids(f, out, event, ctx, super::otel::Style::Json);
     }
     out.extend_from_slice(&o.static_rendered);
     out.push(b'}');

@@ -116,7 +116,7 @@ pub(crate) fn format_event<S>(
         options::push_thread_id(out, false);
     }
     if o.otel_ids {
-        super::otel::write_ids(out, event, ctx, super::otel::Style::KeyValue);
+        super::otel::write_ids(f, out, event, ctx, super::otel::Style::KeyValue);
     }
     out.extend_from_slice(&o.static_rendered);
 }

@@ -86,6 +86,14 @@ impl Formatter {
         self.clock.now()
     }
 
+    /// Remembers the subscriber the layer was registered with (for OpenTelemetry ids).
+    pub(crate) fn register_dispatch(&self, _subscriber: &tracing::Dispatch) {
+        #[cfg(feature = "opentelemetry")]
+        if self.options.otel_ids {
+            let _ = self.options.dispatch.set(_subscriber.downgrade());
+        }
+    }
+
     /// This sink's rendered fields of a span.
     pub(crate) fn span_fields<'a>(&self, ext: &'a Extensions<'_>) -> Option<&'a SpanFields> {
         let spans = ext.get::<SinkSpans>()?;

@@ -88,6 +88,9 @@ pub(crate) struct Options {
     pub(crate) keys: Keys,
     /// JSON: `,"k":"v"` for every static field. Key-value text: ` k=v`.
     pub(crate) static_rendered: Vec<u8>,
+    /// The subscriber the layer was registered with: how OpenTelemetry ids are read.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) dispatch: std::sync::OnceLock<tracing::dispatcher::WeakDispatch>,
 }
 
 impl Default for Options {
@@ -262,6 +265,8 @@ impl Settings {
                 names: names.map(String::into_boxed_str),
             },
             static_rendered,
+            #[cfg(feature = "opentelemetry")]
+            dispatch: std::sync::OnceLock::new(),
         })
     }
 }

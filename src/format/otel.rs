@@ -7,6 +7,8 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::Formatter;
+
 /// How the two keys are written.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
@@ -18,26 +20,40 @@ pub(crate) enum Style {
 }
 
 /// Appends the ids of the event's span (its explicit parent, else the current span), or
-/// nothing when there is no span or it has no OpenTelemetry context (yet).
+/// nothing when there is no span or it has no valid OpenTelemetry context.
+///
+/// tracing-opentelemetry keeps its per-span data private; its public `get_otel_context`
+/// reads it through the subscriber, which a layer learns in `on_register_dispatch`
+/// ([`Formatter::register_dispatch`]). No allocation: the context is a few `Arc`s, cloned.
 #[cfg(feature = "opentelemetry")]
-pub(crate) fn write_ids<S>(out: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>, style: Style)
-where
+pub(crate) fn write_ids<S>(
+    f: &Formatter,
+    out: &mut Vec<u8>,
+    event: &Event<'_>,
+    ctx: &Context<'_, S>,
+    style: Style,
+) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let span = if event.is_contextual() {
-        ctx.lookup_current()
+    use opentelemetry::trace::TraceContextExt as _;
+    let id = if event.is_contextual() {
+        ctx.lookup_current().map(|s| s.id())
     } else {
-        event.parent().and_then(|id| ctx.span(id))
+        event.parent().cloned()
     };
-    let Some(span) = span else { return };
-    let ext = span.extensions();
-    let Some(data) = ext.get::<tracing_opentelemetry::OtelData>() else {
+    let Some(id) = id else { return };
+    let Some(dispatch) = f.options.dispatch.get().and_then(|d| d.upgrade()) else {
         return;
     };
-    let (Some(trace_id), Some(span_id)) = (data.trace_id(), data.span_id()) else {
+    let Some(cx) = tracing_opentelemetry::get_otel_context(&id, &dispatch) else {
         return;
     };
-    let (t, s) = (trace_id.to_bytes(), span_id.to_bytes());
+    let span = cx.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
+        return;
+    }
+    let (t, s) = (sc.trace_id().to_bytes(), sc.span_id().to_bytes());
     match style {
         Style::Json => {
             out.extend_from_slice(b",\"trace_id\":\"");
@@ -56,8 +72,13 @@ where
 }
 
 #[cfg(not(feature = "opentelemetry"))]
-pub(crate) fn write_ids<S>(_: &mut Vec<u8>, _: &Event<'_>, _: &Context<'_, S>, _: Style)
-where
+pub(crate) fn write_ids<S>(
+    _: &Formatter,
+    _: &mut Vec<u8>,
+    _: &Event<'_>,
+    _: &Context<'_, S>,
+    _: Style,
+) where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
 }

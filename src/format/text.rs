@@ -196,7 +196,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     if f.options.otel_ids {
-        super::otel::write_ids(out, event, ctx, super::otel::Style::KeyValue);
+        super::otel::write_ids(f, out, event, ctx, super::otel::Style::KeyValue);
     }
     out.extend_from_slice(&f.options.static_rendered);
 }
