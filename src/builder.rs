@@ -56,6 +56,7 @@ impl FileSink {
             clock: Clock::System,
             fs: Arc::new(RealFs),
             options: Settings::default(),
+            file_extension: crate::segment::name::DEFAULT_EXT.to_string(),
         }
     }
 }
@@ -83,6 +84,7 @@ impl FileSink {
 /// | [`fsync`](Builder::fsync) | [`Fsync::Never`] (finalization always fsyncs) |
 /// | [`flush_on_panic`](Builder::flush_on_panic) | `false` |
 /// | [`flush_on_exit`](Builder::flush_on_exit) | `true` |
+/// | [`file_extension`](Builder::file_extension) | `log` |
 ///
 /// What a record carries, under `tracing_subscriber::fmt`'s names (`fmt::layer().json()
 /// .flatten_event(true)` becomes `FileSink::builder(..).flatten_event(true)`), with fmt's
@@ -128,6 +130,7 @@ pub struct Builder {
     clock: Clock,
     fs: Arc<dyn Fs>,
     options: Settings,
+    file_extension: String,
 }
 
 impl Builder {
@@ -227,6 +230,16 @@ impl Builder {
     /// without it). Default: `false`.
     pub fn with_opentelemetry_ids(mut self, yes: bool) -> Self {
         self.options.otel_ids = yes;
+        self
+    }
+
+    /// The extension of every file name: `file_extension("jsonl")` writes `<stem>.jsonl` and
+    /// segments `<stem>.<seq>.<start>.jsonl` (`.jsonl.gz` compressed), the JSON Lines
+    /// convention. Readers need it too: [`LogDir::with_extension`](crate::read::LogDir::with_extension),
+    /// `filesink cat --extension jsonl`. ASCII letters, digits, `_` and `-`; not `gz`,
+    /// `pending`, `unsynced`, `lock` or `tmp`. Default: `log`.
+    pub fn file_extension(mut self, ext: impl Into<String>) -> Self {
+        self.file_extension = ext.into();
         self
     }
 
@@ -395,13 +408,31 @@ impl Builder {
                 format!("the file stem {stem:?} must not start with a dot"),
             ));
         }
-        if stem.ends_with(".log") {
+        let ext = self.file_extension;
+        if ext.is_empty()
+            || !ext
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(Error::config(
+                "file_extension",
+                format!("{ext:?} must be ASCII letters, digits, `_` or `-`, without the dot"),
+            ));
+        }
+        if ["gz", "pending", "unsynced", "lock", "tmp"].contains(&ext.as_str()) {
+            return Err(Error::config(
+                "file_extension",
+                format!("{ext:?} is a suffix the sink gives its own files"),
+            ));
+        }
+        let dot_ext = format!(".{ext}");
+        if stem.ends_with(&dot_ext) {
             return Err(Error::config(
                 "stem",
                 format!(
-                    "the file stem {stem:?} ends in `.log`, which the sink adds itself \
-                     (the active file would be {stem}.log): use {:?}",
-                    stem.trim_end_matches(".log")
+                    "the file stem {stem:?} ends in `{dot_ext}`, which the sink adds itself \
+                     (the active file would be {stem}{dot_ext}): use {:?}",
+                    stem.trim_end_matches(&dot_ext)
                 ),
             ));
         }
@@ -470,6 +501,7 @@ impl Builder {
             .options
             .check(self.format)
             .map_err(|(setting, m)| Error::config(setting, m))?;
+        let stem = crate::segment::name::Stem::new(stem, ext);
         let active_path = self.dir.join(crate::segment::name::active(&stem));
         Ok(Config {
             formatter: Formatter {
