@@ -218,25 +218,31 @@ fn strip_ext<'a>(name: &'a str, ext: &str) -> Option<&'a str> {
 /// a segment of one stem and could be the active file of a longer one (`app.0000000001.
 /// 20261126T031448Z.log`) is taken as the segment. `None` for anything else.
 pub(crate) fn stem_of(file_name: &str) -> Option<&str> {
-    if let Some(stem) = segment_stem(file_name) {
+    stem_of_ext(file_name, DEFAULT_EXT)
+}
+
+/// [`stem_of`] for the files of sinks whose extension is `ext`.
+pub(crate) fn stem_of_ext<'a>(file_name: &'a str, ext: &str) -> Option<&'a str> {
+    if let Some(stem) = segment_stem(file_name, ext) {
         return Some(stem);
     }
     let stem = file_name
-        .strip_suffix(".log.lock")
-        .or_else(|| file_name.strip_suffix(".log"))?;
+        .strip_suffix(".lock")
+        .and_then(|n| strip_ext(n, ext))
+        .or_else(|| strip_ext(file_name, ext))?;
     (!stem.is_empty() && !stem.starts_with('.')).then_some(stem)
 }
 
 /// The stem of a segment name, whatever the stem.
-fn segment_stem(file_name: &str) -> Option<&str> {
+fn segment_stem<'a>(file_name: &'a str, ext: &str) -> Option<&'a str> {
     let rest = file_name
         .strip_suffix(".gz")
         .or_else(|| file_name.strip_suffix(".pending"))
-        .unwrap_or(file_name)
-        .strip_suffix(".log")?;
+        .unwrap_or(file_name);
+    let rest = strip_ext(rest, ext)?;
     let (rest, _label) = rest.rsplit_once('.')?;
     let (stem, _seq) = rest.rsplit_once('.')?;
-    (!stem.is_empty() && parse(stem, file_name).is_some()).then_some(stem)
+    (!stem.is_empty() && parse(&Stem::new(stem, ext), file_name).is_some()).then_some(stem)
 }
 
 /// The start time a segment's label names (`20261126T031448Z`, `20261126T084448+0530`).
@@ -393,6 +399,22 @@ mod tests {
             ("notes", None),
         ] {
             assert_eq!(stem_of(name), stem, "{name}");
+        }
+    }
+
+    #[test]
+    fn stems_from_names_with_another_extension() {
+        let l = "20261126T031448Z";
+        let jsonl = Stem::new("my.app", "jsonl");
+        for (name, stem) in [
+            ("my.app.jsonl".to_string(), Some("my.app")),
+            ("my.app.jsonl.lock".to_string(), Some("my.app")),
+            (segment(&jsonl, 7, l), Some("my.app")),
+            (compressed(&jsonl, 7, l), Some("my.app")),
+            ("app.log".to_string(), None),
+            (segment("app", 7, l), None),
+        ] {
+            assert_eq!(stem_of_ext(&name, "jsonl"), stem, "{name}");
         }
     }
 
