@@ -179,13 +179,15 @@ impl FromStr for Format {
 impl FromStr for TimeZone {
     type Err = Error;
 
-    /// `"utc"`, `"local"`, or a fixed offset: `"+05:30"`, `"-0800"`, `"UTC+01:00"`.
+    /// `"utc"`, `"local"`, a fixed offset (`"+05:30"`, `"-0800"`, `"UTC+01:00"`) or an
+    /// IANA zone name (`"Europe/Paris"`).
     fn from_str(s: &str) -> Result<TimeZone, Error> {
         let err = || {
             bad(
                 "time_zone",
                 s,
-                "\"utc\", \"local\" or an offset like \"+05:30\"",
+                "\"utc\", \"local\", an offset like \"+05:30\" or an IANA zone like \
+                 \"Europe/Paris\"",
             )
         };
         let lower = s.trim().to_ascii_lowercase();
@@ -193,6 +195,14 @@ impl FromStr for TimeZone {
             "utc" | "z" => return Ok(TimeZone::Utc),
             "local" => return Ok(TimeZone::Local),
             _ => {}
+        }
+        if s.contains('/') || s.trim().chars().next().is_some_and(char::is_alphabetic) {
+            if let Ok(tz) = TimeZone::iana(s) {
+                return Ok(tz);
+            }
+            if !lower.starts_with("utc") {
+                return Err(err());
+            }
         }
         let offset = lower.strip_prefix("utc").unwrap_or(&lower);
         let (sign, hm) = match offset.split_at_checked(1) {

@@ -133,3 +133,113 @@ fn extensions_are_checked() {
         .unwrap();
     assert!(guard.active_path().ends_with("app.log.jsonl"));
 }
+
+/// Europe/Paris through its 23-hour day (2026-03-29): records carry the offset in force,
+/// daily rotation happens at local midnight before and after the change, and segment names
+/// carry the offset of their start.
+#[test]
+fn iana_zone_across_the_23_hour_day() {
+    use tracing_filesink::{ManualClock, TimeZone};
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |s: &str| -> std::time::SystemTime {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().into()
+    };
+    let clock = ManualClock::new(at("2026-03-28T12:00:00+01:00"));
+    let (layer, guard) = FileSink::builder(tmp.path(), "app")
+        .clock(clock.clone())
+        .time_zone(TimeZone::iana("Europe/Paris").unwrap())
+        .rotation(Rotation::daily())
+        .build()
+        .unwrap();
+    let dispatch = common::dispatch(layer);
+    let steps = [
+        ("2026-03-28T12:00:00+01:00", "sat"),
+        ("2026-03-28T23:59:59+01:00", "sat-late"),
+        ("2026-03-29T00:00:00+01:00", "sun-midnight"),
+        ("2026-03-29T01:59:59+01:00", "sun-before-change"),
+        ("2026-03-29T03:00:00+02:00", "sun-after-change"),
+        ("2026-03-29T23:59:59+02:00", "sun-late"),
+        ("2026-03-30T00:00:00+02:00", "mon"),
+    ];
+    for (t, msg) in steps {
+        clock.set(at(t));
+        guard.flush().unwrap();
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("{msg}"));
+        guard.flush().unwrap();
+    }
+    let files = common::all_files_lines(tmp.path(), "app");
+    let got: Vec<(String, Vec<(String, String)>)> = files
+        .iter()
+        .map(|(name, lines)| {
+            let recs = lines
+                .iter()
+                .map(|l| {
+                    let v = common::json(l);
+                    (
+                        v["fields"]["message"].as_str().unwrap().to_string(),
+                        v["timestamp"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            (name.clone(), recs)
+        })
+        .collect();
+    let msgs: Vec<Vec<&str>> = got
+        .iter()
+        .map(|(_, r)| r.iter().map(|(m, _)| m.as_str()).collect())
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            vec!["sat", "sat-late"],
+            vec![
+                "sun-midnight",
+                "sun-before-change",
+                "sun-after-change",
+                "sun-late"
+            ],
+            vec!["mon"],
+        ],
+        "{got:#?}"
+    );
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "app.0000000001.20260328T120000+0100.log",
+            "app.0000000002.20260329T000000+0100.log",
+            "app.log",
+        ]
+    );
+    let stamps: Vec<&str> = got
+        .iter()
+        .flat_map(|(_, r)| r.iter().map(|(_, t)| t.as_str()))
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            "2026-03-28T12:00:00.000000+01:00",
+            "2026-03-28T23:59:59.000000+01:00",
+            "2026-03-29T00:00:00.000000+01:00",
+            "2026-03-29T01:59:59.000000+01:00",
+            "2026-03-29T03:00:00.000000+02:00",
+            "2026-03-29T23:59:59.000000+02:00",
+            "2026-03-30T00:00:00.000000+02:00",
+        ]
+    );
+}
+
+#[test]
+fn zone_names_are_checked() {
+    use tracing_filesink::TimeZone;
+    let e = TimeZone::iana("Europe/Pariss").unwrap_err();
+    assert_eq!(e.setting(), Some("time_zone"), "{e}");
+    assert!(e.to_string().contains("Europe/Pariss"), "{e}");
+    assert_eq!(
+        "Europe/Paris".parse::<TimeZone>().unwrap(),
+        TimeZone::iana("Europe/Paris").unwrap()
+    );
+    assert_eq!("+01:00".parse::<TimeZone>().unwrap(), TimeZone::fixed(3600));
+    assert_eq!("utc".parse::<TimeZone>().unwrap(), TimeZone::Utc);
+    assert!("Mars/Olympus_Mons".parse::<TimeZone>().is_err());
+}
