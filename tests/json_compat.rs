@@ -639,7 +639,8 @@ fn renamed_fmt(
 /// the 32 combinations of the options that move keys around.
 #[test]
 fn renamed_keys_and_static_fields_are_fmt_json_otherwise() {
-    let sets: [(&[(&str, &str)], &[(&str, &str)]); 3] = [
+    type Pairs = &'static [(&'static str, &'static str)];
+    let sets: [(Pairs, Pairs); 3] = [
         (
             &[("timestamp", "@timestamp"), ("level", "log.level")],
             &[("service.name", "checkout"), ("service.version", "1.4.2")],
