@@ -389,7 +389,13 @@ mod tests {
             TimeZone::fixed(-8 * 3600)
         );
         assert!("+25:00".parse::<TimeZone>().is_err());
-        assert!("Europe/Paris".parse::<TimeZone>().is_err());
+        // IANA names are zones now; a name not in the database is not.
+        assert_eq!(
+            "Europe/Paris".parse::<TimeZone>().unwrap(),
+            TimeZone::iana("Europe/Paris").unwrap()
+        );
+        assert!("Europe/Atlantis".parse::<TimeZone>().is_err());
+        assert!("compact".parse::<Format>().is_ok() && "logfmt".parse::<Format>().is_ok());
         assert_eq!(
             "block for 100 ms".parse::<Overflow>().unwrap(),
             Overflow::BlockFor(Duration::from_millis(100))
