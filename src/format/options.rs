@@ -307,3 +307,83 @@ pub(crate) fn push_thread_id(out: &mut Vec<u8>, padded: bool) {
         write!(out, "{id:?}")
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::timestamp::{TimeFormat, TimeZone, Timestamper};
+    use crate::format::{Formatter, SinkId};
+    use std::sync::Arc;
+
+    fn formatter(format: Format, s: Settings) -> Formatter {
+        Formatter {
+            format,
+            timestamper: Timestamper::new(TimeZone::Utc, &TimeFormat::rfc3339_micros()),
+            clock: crate::clock::Clock::System,
+            sink: SinkId::next(),
+            options: Arc::new(s.check(format).unwrap()),
+        }
+    }
+
+    fn internal(f: &Formatter) -> String {
+        let mut out = Vec::new();
+        f.internal_record(
+            &mut out,
+            tracing::Level::WARN,
+            "events dropped",
+            &[("dropped", 7)],
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The sink's own records (drops, recovery) take the same shape as the events: renamed
+    /// keys, flattening, static fields.
+    #[test]
+    fn internal_records_follow_the_options() {
+        let s = Settings {
+            flatten_event: true,
+            renames: vec![
+                ("timestamp".into(), "@timestamp".into()),
+                ("level".into(), "log.level".into()),
+            ],
+            static_fields: vec![("service".into(), "checkout".into())],
+            ..Settings::default()
+        };
+        let line = internal(&formatter(Format::Json, s.clone()));
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(v["log.level"], "WARN", "{line}");
+        assert_eq!(v["message"], "events dropped", "{line}");
+        assert_eq!(v["dropped"], 7, "{line}");
+        assert_eq!(v["service"], "checkout", "{line}");
+        assert!(
+            v["@timestamp"].is_string() && v.get("fields").is_none(),
+            "{line}"
+        );
+
+        let s = Settings {
+            flatten_event: false,
+            target: false,
+            ..s
+        };
+        let line = internal(&formatter(Format::Logfmt, s));
+        let line = line.trim_end();
+        let rest = line.split_once(' ').unwrap().1;
+        assert!(line.starts_with("@timestamp=20"), "{line}");
+        assert_eq!(
+            rest,
+            "log.level=WARN message=\"events dropped\" dropped=7 service=checkout"
+        );
+        for format in [Format::Text, Format::Compact] {
+            let s = Settings {
+                static_fields: vec![("service".into(), "checkout".into())],
+                ..Settings::default()
+            };
+            let line = internal(&formatter(format, s));
+            assert!(
+                line.trim_end()
+                    .ends_with(" WARN tracing_filesink: events dropped dropped=7 service=checkout"),
+                "{line}"
+            );
+        }
+    }
+}
