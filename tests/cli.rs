@@ -587,6 +587,27 @@ fn every_layout_is_read_with_levels_and_extensions() {
         );
         let out = filesink(&["verify", dir, "--extension", "jsonl"]);
         assert!(out.status.success(), "{what}: {out:?}");
+        // A line that is not logfmt in a logfmt segment is found.
+        if what == "logfmt" {
+            let seg = LogDir::open(tmp.path(), STEM)
+                .unwrap()
+                .with_extension("jsonl")
+                .segments()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.kind() == SegmentKind::Plain)
+                .unwrap();
+            let mut bytes = std::fs::read(seg.path()).unwrap();
+            bytes.extend_from_slice(b"level=INFO message=\"unterminated\n");
+            std::fs::write(seg.path(), &bytes).unwrap();
+            let out = filesink(&["verify", dir, "--extension", "jsonl"]);
+            assert!(!out.status.success(), "{out:?}");
+            assert!(
+                stdout(&out).contains("invalid logfmt: byte 19: an unterminated quoted value"),
+                "{}",
+                stdout(&out)
+            );
+        }
         // Without the extension there is nothing to read, and it says so.
         let out = filesink(&["cat", dir]);
         assert!(!out.status.success());
