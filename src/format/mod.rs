@@ -37,7 +37,7 @@ pub enum Format {
     Compact,
     /// [logfmt](https://brandur.org/logfmt): `key=value` pairs, values quoted (with JSON's
     /// escapes, as Grafana Loki's and Go's logfmt parsers read them) when they hold a space,
-    /// `=`, `"`, `\\` or a control character:
+    /// `=`, `"`, `\` or a control character:
     /// `timestamp=2026-11-26T03:14:48.123456Z level=INFO target=app message="logged in" user=ada`.
     Logfmt,
 }
