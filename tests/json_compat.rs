@@ -522,18 +522,25 @@ fn same_json(ours: &[String], theirs: &[String], what: &dyn std::fmt::Debug) {
 fn all_json_events() {
     log_events();
     log_records();
+    // A thread without a name: fmt writes its id as `threadName` unless ids are written.
+    let d = tracing::dispatcher::get_default(|d| d.clone());
+    std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&d, || tracing::info!("from an unnamed thread"))
+    })
+    .join()
+    .unwrap();
 }
 
 /// Every combination of fmt's nine JSON options (512), each compared line by line with
-/// `fmt::layer().json()` given the same options, over every event of the other tests and
-/// the `log` records.
+/// `fmt::layer().json()` given the same options, over every event of the other tests, the
+/// `log` records and an event from an unnamed thread.
 #[test]
 fn every_combination_of_fmt_options_matches_fmt_json() {
     let combos = Opts::all(Format::Json);
     assert_eq!(combos.len(), 512);
     for opts in combos {
         let (ours, theirs) = both_with(Format::Json, opts, |b| b, &all_json_events);
-        assert_eq!(ours.len(), 23, "{opts:?}");
+        assert_eq!(ours.len(), 24, "{opts:?}");
         same_json(&ours, &theirs, &opts);
     }
 }
@@ -697,5 +704,5 @@ fn renamed_keys_and_static_fields_are_fmt_json_otherwise() {
             }
         }
     }
-    assert_eq!(compared, 3 * 32 * 23);
+    assert_eq!(compared, 3 * 32 * 24);
 }
