@@ -92,6 +92,7 @@ impl FileSink {
 ///
 /// | setting | default | formats |
 /// |---|---|---|
+/// | [`without_time`](Builder::without_time) | (timestamps written) | all |
 /// | [`flatten_event`](Builder::flatten_event) | `false` | JSON |
 /// | [`with_current_span`](Builder::with_current_span) | `true` | JSON |
 /// | [`with_span_list`](Builder::with_span_list) | `true` | JSON |
@@ -137,6 +138,14 @@ impl Builder {
     /// The record format. Default: [`Format::Json`].
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
+        self
+    }
+
+    /// Leaves the timestamp out of records (fmt's `without_time`), for a collector that
+    /// stamps lines itself (journald, a container runtime). Readers find no time in them:
+    /// `filesink cat --since` selects nothing. Default: timestamps are written.
+    pub fn without_time(mut self) -> Self {
+        self.options.timestamp = false;
         self
     }
 

@@ -47,6 +47,7 @@ use crate::writer::Fsync;
 /// flush_on_panic = false
 /// flush_on_exit = true
 /// file_extension = "jsonl"
+/// without_time = false
 /// flatten_event = true             # and with_current_span, with_span_list, with_target,
 /// with_line_number = true          # with_level, with_file, with_thread_names,
 ///                                  # with_thread_ids, with_opentelemetry_ids
@@ -108,6 +109,8 @@ pub struct FileSinkConfig {
     pub flush_on_exit: Option<bool>,
     /// [`Builder::file_extension`].
     pub file_extension: Option<String>,
+    /// [`Builder::without_time`] when `true`.
+    pub without_time: Option<bool>,
     /// [`Builder::flatten_event`].
     pub flatten_event: Option<bool>,
     /// [`Builder::with_current_span`].
@@ -206,6 +209,9 @@ impl FileSinkConfig {
             with_thread_ids,
             with_opentelemetry_ids
         );
+        if self.without_time == Some(true) {
+            b = b.without_time();
+        }
         for (k, v) in &self.rename_key {
             b = b.rename_key(k, v);
         }
@@ -258,6 +264,7 @@ impl FileSinkConfig {
             "file_extension" => {
                 self.file_extension = Some(text("file_extension", &raw)?.to_string());
             }
+            "without_time" => self.without_time = Some(flag("without_time", &raw)?),
             "flatten_event" => self.flatten_event = Some(flag("flatten_event", &raw)?),
             "with_current_span" => {
                 self.with_current_span = Some(flag("with_current_span", &raw)?);

@@ -320,6 +320,8 @@ static_field = {{ "service.name" = "checkout", "service.version" = "1.4.2" }}
     )
     .unwrap();
     c.set("with_thread_ids", "false").unwrap();
+    c.set("without_time", "no").unwrap();
+    assert_eq!(c.without_time, Some(false));
     c.static_field.sort();
     assert_eq!(
         c.static_field,

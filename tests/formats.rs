@@ -294,3 +294,42 @@ fn options_that_cannot_apply_are_refused() {
         assert!(m.contains("`opentelemetry` feature"), "{m}");
     }
 }
+
+/// With no timestamp, level or target, a logfmt line starts with the message, and a JSON
+/// object with its first field: no stray separator either way.
+#[test]
+fn lines_without_a_head_start_with_their_first_pair() {
+    let got = lines(
+        |b| {
+            b.format(Format::Logfmt)
+                .without_time()
+                .with_level(false)
+                .with_target(false)
+        },
+        || {
+            tracing::info!(k = 1, "hello");
+            tracing::info!(k = 2);
+        },
+    );
+    assert_eq!(got, ["message=hello k=1", "k=2"]);
+    let got = lines(
+        |b| {
+            b.without_time()
+                .with_level(false)
+                .with_target(false)
+                .flatten_event(true)
+                .static_field("service", "checkout")
+        },
+        || {
+            tracing::info!(k = 1, "hello");
+            tracing::info!(parent: None, "");
+        },
+    );
+    assert_eq!(
+        got,
+        [
+            r#"{"message":"hello","k":1,"service":"checkout"}"#,
+            r#"{"message":"","service":"checkout"}"#
+        ]
+    );
+}

@@ -410,6 +410,7 @@ fn timestamps_have_fmt_shape() {
 /// fmt's options, as one set of switches for both layers.
 #[derive(Debug, Clone, Copy)]
 struct Opts {
+    time: bool,
     flatten_event: bool,
     current_span: bool,
     span_list: bool,
@@ -430,6 +431,7 @@ impl Opts {
             .map(|m| {
                 let b = |i: u32| m & (1 << i) != 0;
                 Opts {
+                    time: true,
                     file: b(0),
                     line_number: b(1),
                     thread_ids: b(2),
@@ -445,6 +447,7 @@ impl Opts {
     }
 
     fn sink(self, b: tracing_filesink::Builder) -> tracing_filesink::Builder {
+        let b = if self.time { b } else { b.without_time() };
         let b = b
             .with_file(self.file)
             .with_line_number(self.line_number)
@@ -484,15 +487,24 @@ fn both_with(
         .with_thread_names(opts.thread_names)
         .with_target(opts.target)
         .with_level(opts.level);
-    let fmt = match format {
-        Format::Json => fmt
-            .json()
-            .flatten_event(opts.flatten_event)
-            .with_current_span(opts.current_span)
-            .with_span_list(opts.span_list)
-            .boxed(),
-        Format::Compact => fmt.compact().boxed(),
-        _ => fmt.boxed(),
+    macro_rules! finish {
+        ($fmt:expr) => {
+            match format {
+                Format::Json => $fmt
+                    .json()
+                    .flatten_event(opts.flatten_event)
+                    .with_current_span(opts.current_span)
+                    .with_span_list(opts.span_list)
+                    .boxed(),
+                Format::Compact => $fmt.compact().boxed(),
+                _ => $fmt.boxed(),
+            }
+        };
+    }
+    let fmt = if opts.time {
+        finish!(fmt)
+    } else {
+        finish!(fmt.without_time())
     };
     let subscriber = tracing_subscriber::registry().with(layer).with(fmt);
     tracing::subscriber::with_default(subscriber, events);
@@ -550,6 +562,43 @@ fn every_combination_of_fmt_options_matches_fmt_json() {
 /// thread whose name is longer than any test's, so that fmt's thread-name padding (to the
 /// longest name it has seen in the process) and the sink's agree; a second, shorter-named
 /// thread checks the padding itself.
+/// `without_time()` in every format, with the options that move the start of the line
+/// (level, target, flattening, spans): lines equal fmt's in full.
+#[test]
+fn without_time_matches_fmt() {
+    for format in [Format::Json, Format::Text, Format::Compact] {
+        for opts in Opts::all(format) {
+            if opts.file || opts.line_number || opts.thread_ids || opts.thread_names {
+                continue;
+            }
+            let opts = Opts {
+                time: false,
+                ..opts
+            };
+            let events: &dyn Fn() = if format == Format::Json {
+                &all_json_events
+            } else {
+                &log_events_without_controls
+            };
+            let (ours, theirs) = both_with(format, opts, |b| b, events);
+            assert!(ours.len() >= 16, "{format:?} {opts:?}");
+            assert_eq!(ours.len(), theirs.len(), "{format:?} {opts:?}");
+            if format == Format::Json {
+                for (o, t) in ours.iter().zip(&theirs) {
+                    assert_eq!(
+                        key_paths(o),
+                        key_paths(t),
+                        "{opts:?}\n ours: {o}\n fmt:  {t}"
+                    );
+                    assert_eq!(common::json(o), common::json(t), "{opts:?}");
+                }
+            } else {
+                assert_eq!(ours, theirs, "{format:?} {opts:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn every_combination_of_fmt_options_matches_fmt_text_and_compact() {
     std::thread::Builder::new()

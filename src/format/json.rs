@@ -33,26 +33,18 @@ pub(crate) fn format_event<S>(
     let normalized = event.normalized_metadata();
     let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
     out.push(b'{');
-    out.extend_from_slice(keys.get(options::TIMESTAMP));
-    out.push(b'"');
-    f.timestamper.write(out, now, json_escape_into);
-    out.push(b'"');
-    if o.level {
-        out.push(b',');
-        out.extend_from_slice(keys.get(options::LEVEL));
-        out.push(b'"');
-        out.extend_from_slice(level_str(meta.level()).as_bytes());
-        out.push(b'"');
-    }
+    let start = out.len();
+    write_head(f, out, now, meta.level());
     let message = keys.message_renamed().then(|| keys.get(options::MESSAGE));
     if o.flatten_event {
+        let first = out.len() == start;
         event.record(&mut EventVisitor {
             out,
-            first: false,
+            first,
             message,
         });
     } else {
-        out.push(b',');
+        comma(out, start);
         out.extend_from_slice(keys.get(options::FIELDS));
         out.push(b'{');
         event.record(&mut EventVisitor {
@@ -63,7 +55,7 @@ pub(crate) fn format_event<S>(
         out.push(b'}');
     }
     if o.target {
-        out.push(b',');
+        comma(out, start);
         out.extend_from_slice(keys.get(options::TARGET));
         out.push(b'"');
         json_escape_into(out, meta.target());
@@ -71,14 +63,16 @@ pub(crate) fn format_event<S>(
     }
     if o.file {
         if let Some(file) = meta.file() {
-            out.extend_from_slice(b",\"filename\":\"");
+            comma(out, start);
+            out.extend_from_slice(b"\"filename\":\"");
             json_escape_into(out, file);
             out.push(b'"');
         }
     }
     if o.line_number {
         if let Some(line) = meta.line() {
-            out.extend_from_slice(b",\"line_number\":");
+            comma(out, start);
+            out.extend_from_slice(b"\"line_number\":");
             out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes());
         }
     }
@@ -89,12 +83,12 @@ pub(crate) fn format_event<S>(
         let has_explicit = explicit.is_some();
         if let Some(leaf) = explicit.or_else(|| ctx.lookup_current()) {
             if o.current_span {
-                out.push(b',');
+                comma(out, start);
                 out.extend_from_slice(keys.get(options::SPAN));
                 write_span(f, out, &leaf);
             }
             if o.span_list {
-                out.push(b',');
+                comma(out, start);
                 out.extend_from_slice(keys.get(options::SPANS));
                 out.push(b'[');
                 let current = if has_explicit {
@@ -120,13 +114,15 @@ pub(crate) fn format_event<S>(
         let thread = std::thread::current();
         match thread.name() {
             Some(name) => {
-                out.extend_from_slice(b",\"threadName\":\"");
+                comma(out, start);
+                out.extend_from_slice(b"\"threadName\":\"");
                 json_escape_into(out, name);
                 out.push(b'"');
             }
             // As fmt: the thread's id stands in for a missing name unless ids are written.
             None if !o.thread_ids => {
-                out.extend_from_slice(b",\"threadName\":\"");
+                comma(out, start);
+                out.extend_from_slice(b"\"threadName\":\"");
                 options::push_thread_id(out, false);
                 out.push(b'"');
             }
@@ -134,15 +130,57 @@ pub(crate) fn format_event<S>(
         }
     }
     if o.thread_ids {
-        out.extend_from_slice(b",\"threadId\":\"");
+        comma(out, start);
+        out.extend_from_slice(b"\"threadId\":\"");
         options::push_thread_id(out, false);
         out.push(b'"');
     }
     if o.otel_ids {
+        let before = out.len();
         super::otel::write_ids(f, out, event, ctx, super::otel::Style::Json);
+        if before == start && out.len() > before {
+            out.remove(before); // its leading comma
+        }
     }
-    out.extend_from_slice(&o.static_rendered);
+    static_fields(out, &o.static_rendered, start);
     out.push(b'}');
+}
+
+/// The separator before a key, unless it is the object's first (`start`: just after `{`).
+#[inline]
+fn comma(out: &mut Vec<u8>, start: usize) {
+    if out.len() > start {
+        out.push(b',');
+    }
+}
+
+/// The pre-rendered `,"k":"v"` static fields, without the leading comma when they come first.
+fn static_fields(out: &mut Vec<u8>, rendered: &[u8], start: usize) {
+    if out.len() == start {
+        out.extend_from_slice(rendered.get(1..).unwrap_or(&[]));
+    } else {
+        out.extend_from_slice(rendered);
+    }
+}
+
+/// Timestamp and level, as the options say.
+fn write_head(f: &Formatter, out: &mut Vec<u8>, now: SystemTime, level: &Level) {
+    let o = &*f.options;
+    if o.timestamp {
+        out.extend_from_slice(o.keys.get(options::TIMESTAMP));
+        out.push(b'"');
+        f.timestamper.write(out, now, json_escape_into);
+        out.push(b'"');
+    }
+    if o.level {
+        if o.timestamp {
+            out.push(b',');
+        }
+        out.extend_from_slice(o.keys.get(options::LEVEL));
+        out.push(b'"');
+        out.extend_from_slice(level_str(level).as_bytes());
+        out.push(b'"');
+    }
 }
 
 fn write_span<'a, R: tracing_subscriber::registry::LookupSpan<'a>>(
@@ -170,18 +208,9 @@ pub(crate) fn internal_record(
     let o = &*f.options;
     let keys = &o.keys;
     out.push(b'{');
-    out.extend_from_slice(keys.get(options::TIMESTAMP));
-    out.push(b'"');
-    f.timestamper.write(out, now, json_escape_into);
-    out.push(b'"');
-    if o.level {
-        out.push(b',');
-        out.extend_from_slice(keys.get(options::LEVEL));
-        out.push(b'"');
-        out.extend_from_slice(level_str(&level).as_bytes());
-        out.push(b'"');
-    }
-    out.push(b',');
+    let start = out.len();
+    write_head(f, out, now, &level);
+    comma(out, start);
     if !o.flatten_event {
         out.extend_from_slice(keys.get(options::FIELDS));
         out.push(b'{');
@@ -204,7 +233,7 @@ pub(crate) fn internal_record(
         out.extend_from_slice(keys.get(options::TARGET));
         out.extend_from_slice(b"\"tracing_filesink\"");
     }
-    out.extend_from_slice(&o.static_rendered);
+    static_fields(out, &o.static_rendered, start);
     out.push(b'}');
 }
 

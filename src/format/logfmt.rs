@@ -41,6 +41,7 @@ pub(crate) fn format_event<S>(
     let keys = &o.keys;
     let normalized = event.normalized_metadata();
     let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+    let start = out.len();
     write_head(f, out, now, meta.level(), o.target.then(|| meta.target()));
     if o.file {
         if let Some(file) = meta.file() {
@@ -119,6 +120,15 @@ pub(crate) fn format_event<S>(
         super::otel::write_ids(f, out, event, ctx, super::otel::Style::KeyValue);
     }
     out.extend_from_slice(&o.static_rendered);
+    drop_leading_space(out, start);
+}
+
+/// Pairs after the head bring their own leading space; without a head (no timestamp, level
+/// or target) the line would start with it.
+fn drop_leading_space(out: &mut Vec<u8>, start: usize) {
+    if out.get(start) == Some(&b' ') {
+        out.remove(start);
+    }
 }
 
 fn write_head(
@@ -129,28 +139,36 @@ fn write_head(
     target: Option<&str>,
 ) {
     let keys = &f.options.keys;
-    out.extend_from_slice(keys.get(options::TIMESTAMP));
-    let start = out.len();
-    f.timestamper.write(out, now, json_escape_into);
-    if out[start..]
-        .iter()
-        .any(|&b| b == b' ' || b == b'"' || b == b'=' || b == b'\\')
-    {
-        // A custom time format with a space: quote it.
-        let ts = String::from_utf8(out.split_off(start)).unwrap_or_default();
-        out.push(b'"');
-        out.extend_from_slice(ts.as_bytes());
-        out.push(b'"');
+    let head = out.len();
+    if f.options.timestamp {
+        out.extend_from_slice(keys.get(options::TIMESTAMP));
+        let start = out.len();
+        f.timestamper.write(out, now, json_escape_into);
+        if out[start..]
+            .iter()
+            .any(|&b| b == b' ' || b == b'"' || b == b'=' || b == b'\\')
+        {
+            // A custom time format with a space: quote it.
+            let ts = String::from_utf8(out.split_off(start)).unwrap_or_default();
+            out.push(b'"');
+            out.extend_from_slice(ts.as_bytes());
+            out.push(b'"');
+        }
+        out.push(b' ');
     }
     if f.options.level {
-        out.push(b' ');
         out.extend_from_slice(keys.get(options::LEVEL));
         out.extend_from_slice(level_str(level).as_bytes());
+        out.push(b' ');
     }
     if let Some(target) = target {
-        out.push(b' ');
         out.extend_from_slice(keys.get(options::TARGET));
         write_value(out, target);
+        out.push(b' ');
+    }
+    // Every later pair brings its own leading space.
+    if out.len() > head && out.last() == Some(&b' ') {
+        out.pop();
     }
 }
 
@@ -163,6 +181,7 @@ pub(crate) fn internal_record(
     fields: &[(&str, u64)],
 ) {
     let o = &*f.options;
+    let start = out.len();
     write_head(f, out, now, &level, o.target.then_some("tracing_filesink"));
     out.push(b' ');
     out.extend_from_slice(o.keys.get(options::MESSAGE));
@@ -174,6 +193,7 @@ pub(crate) fn internal_record(
         out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
     }
     out.extend_from_slice(&o.static_rendered);
+    drop_leading_space(out, start);
 }
 
 /// True when `s` cannot be written bare.

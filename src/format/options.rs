@@ -37,6 +37,7 @@ pub(crate) const SPAN_ID: &str = "span_id";
 /// The options as the builder collects them (unchecked).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    pub(crate) timestamp: bool,
     pub(crate) flatten_event: bool,
     pub(crate) current_span: bool,
     pub(crate) span_list: bool,
@@ -56,6 +57,7 @@ impl Default for Settings {
     /// `fmt::layer().json()`'s defaults.
     fn default() -> Settings {
         Settings {
+            timestamp: true,
             flatten_event: false,
             current_span: true,
             span_list: true,
@@ -75,6 +77,7 @@ impl Default for Settings {
 /// The checked, pre-rendered options the formatter reads.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
+    pub(crate) timestamp: bool,
     pub(crate) flatten_event: bool,
     pub(crate) current_span: bool,
     pub(crate) span_list: bool,
@@ -173,6 +176,7 @@ impl Settings {
         let mut top: Vec<&str> = Vec::new();
         for (i, n) in names.iter().enumerate() {
             let used = match i {
+                TIMESTAMP => self.timestamp,
                 LEVEL => self.level,
                 TARGET => self.target,
                 FIELDS => json && !self.flatten_event,
@@ -250,6 +254,7 @@ impl Settings {
             b.into_boxed_slice()
         });
         Ok(Options {
+            timestamp: self.timestamp,
             flatten_event: self.flatten_event,
             current_span: self.current_span,
             span_list: self.span_list,

@@ -21,8 +21,10 @@ use super::escape::{text_escape_into, TextEscaper};
 use super::{level_str, options, Formatter};
 
 fn write_prefix(f: &Formatter, out: &mut Vec<u8>, now: SystemTime, level: &Level) {
-    f.timestamper.write(out, now, text_escape_into);
-    out.push(b' ');
+    if f.options.timestamp {
+        f.timestamper.write(out, now, text_escape_into);
+        out.push(b' ');
+    }
     if f.options.level {
         let l = level_str(level);
         if l.len() < 5 {
