@@ -26,6 +26,10 @@
 //! | e | (a) with `Rotation::size(8 MiB)` and `Compression::gzip()`, clock stopped after `guard.flush()`: what the application pays while compression gets only the CPU the callers leave idle; most segments are still plain then (the notes say how many) |
 //! | e' | (a) with `Rotation::size(8 MiB)` only: tells rotation's cost from compression's |
 //! | m | (a) with `queue_bytes(4 MiB)`: peak memory under the burst against a small byte bound |
+//! | o | as (d), with every record option on: `flatten_event`, `with_file`, `with_line_number`, `with_thread_ids`, `with_thread_names`, the ECS key names and two static fields |
+//! | o' | as (d'), with fmt's same options (fmt has no renaming or static fields) |
+//! | oa | (a) with (o)'s options |
+//! | ob | `fmt::layer().json()` with (o')'s options over this crate's `build_writer()`: the fmt path into the same queue and files; clock stopped after `guard.flush()` |
 //! | s | spdlog-rs (not `tracing`): `AsyncPoolSink` (own one-thread pool, default capacity, `OverflowPolicy::Block`) over its `FileSink`; clock stopped when the pool has written everything and exited |
 //! | f | ftlog (not `tracing`, a `log` logger): `bounded(100_000, true)` (blocking when full), `FileAppender`, UTC; clock stopped after `log::logger().flush()` |
 //!
@@ -214,6 +218,30 @@ const VARIANTS: &[Variant] = &[
         "(m) tracing-filesink, queue_bytes 4 MiB",
         Workload::Burst,
         Check::Json,
+    ),
+    v(
+        "o",
+        "(o) tracing-filesink formatter only, every record option on (floor)",
+        Workload::Burst,
+        Check::None,
+    ),
+    v(
+        "o'",
+        "(o') fmt json, same fmt options -> io::sink (floor)",
+        Workload::Burst,
+        Check::None,
+    ),
+    v(
+        "oa",
+        "(oa) tracing-filesink, every record option on",
+        Workload::Burst,
+        Check::Scan,
+    ),
+    v(
+        "ob",
+        "(ob) fmt json, same fmt options -> tracing-filesink build_writer()",
+        Workload::Burst,
+        Check::Scan,
     ),
     v(
         "s",
@@ -1185,9 +1213,56 @@ fn build(key: &str, dir: &Path, expected: u64) -> Result<Pipeline, String> {
             .rotation(Rotation::size(8 << 20))
             .compression(Compression::gzip())
     };
+    // (o), (oa): every record option; (o'), (ob): fmt's share of them.
+    let all_options = || {
+        FileSink::builder(dir, STEM)
+            .flatten_event(true)
+            .with_file(true)
+            .with_line_number(true)
+            .with_thread_ids(true)
+            .with_thread_names(true)
+            .rename_key("timestamp", "@timestamp")
+            .rename_key("level", "log.level")
+            .static_field("service.name", "bench")
+            .static_field("service.version", "1.0.0")
+    };
+    let fmt_options = || {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_file(true)
+            .with_line_number(true)
+            .with_thread_ids(true)
+            .with_thread_names(true)
+    };
     match key {
         "a" | "p" | "sa" | "qa" | "qa100" | "ra" | "rpa" | "ta" => {
             sink(FileSink::builder(dir, STEM))
+        }
+        "oa" => sink(all_options()),
+        "o" => tracing_pipeline(
+            Dispatch::new(
+                tracing_subscriber::registry().with(
+                    tracing_filesink::__private::format_only_layer_for(all_options())
+                        .map_err(|e| format!("build: {e}"))?,
+                ),
+            ),
+            Finish::Nothing,
+        ),
+        "o'" => tracing_pipeline(
+            Dispatch::new(tracing_subscriber::registry().with(fmt_options().with_writer(io::sink))),
+            Finish::Nothing,
+        ),
+        "ob" => {
+            let (writer, guard) = FileSink::builder(dir, STEM)
+                .build_writer()
+                .map_err(|e| format!("build_writer: {e}"))?;
+            tracing_pipeline(
+                Dispatch::new(
+                    tracing_subscriber::registry().with(fmt_options().with_writer(writer)),
+                ),
+                Finish::Sink(guard),
+            )
         }
         "g" | "e" | "q" | "r" => sink(gzip_8m()),
         "e'" => sink(FileSink::builder(dir, STEM).rotation(Rotation::size(8 << 20))),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
+use crate::format::options::Settings;
 use crate::format::timestamp::Timestamper;
 use crate::format::{Format, Formatter, SinkId, TimeFormat, TimeZone};
 use crate::fs::{Fs, RealFs};
@@ -54,6 +55,8 @@ impl FileSink {
             flush_on_exit: true,
             clock: Clock::System,
             fs: Arc::new(RealFs),
+            options: Settings::default(),
+            file_extension: crate::segment::name::DEFAULT_EXT.to_string(),
         }
     }
 }
@@ -81,6 +84,27 @@ impl FileSink {
 /// | [`fsync`](Builder::fsync) | [`Fsync::Never`] (finalization always fsyncs) |
 /// | [`flush_on_panic`](Builder::flush_on_panic) | `false` |
 /// | [`flush_on_exit`](Builder::flush_on_exit) | `true` |
+/// | [`file_extension`](Builder::file_extension) | `log` |
+///
+/// What a record carries, under `tracing_subscriber::fmt`'s names (`fmt::layer().json()
+/// .flatten_event(true)` becomes `FileSink::builder(..).flatten_event(true)`), with fmt's
+/// defaults; output with any combination is what fmt writes with the same options:
+///
+/// | setting | default | formats |
+/// |---|---|---|
+/// | [`without_time`](Builder::without_time) | (timestamps written) | all |
+/// | [`flatten_event`](Builder::flatten_event) | `false` | JSON |
+/// | [`with_current_span`](Builder::with_current_span) | `true` | JSON |
+/// | [`with_span_list`](Builder::with_span_list) | `true` | JSON |
+/// | [`with_target`](Builder::with_target) | `true` | all |
+/// | [`with_level`](Builder::with_level) | `true` | all |
+/// | [`with_file`](Builder::with_file) | `false` | all |
+/// | [`with_line_number`](Builder::with_line_number) | `false` | all |
+/// | [`with_thread_names`](Builder::with_thread_names) | `false` | all |
+/// | [`with_thread_ids`](Builder::with_thread_ids) | `false` | all |
+/// | [`rename_key`](Builder::rename_key) | fmt's key names | JSON, logfmt |
+/// | [`static_field`](Builder::static_field) | none | all |
+/// | [`with_opentelemetry_ids`](Builder::with_opentelemetry_ids) (feature `opentelemetry`) | `false` | all |
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct Builder {
@@ -106,12 +130,125 @@ pub struct Builder {
     flush_on_exit: bool,
     clock: Clock,
     fs: Arc<dyn Fs>,
+    options: Settings,
+    file_extension: String,
 }
 
 impl Builder {
     /// The record format. Default: [`Format::Json`].
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
+        self
+    }
+
+    /// Leaves the timestamp out of records (fmt's `without_time`), for a collector that
+    /// stamps lines itself (journald, a container runtime). Readers find no time in them:
+    /// `filesink cat --since` selects nothing. Default: timestamps are written.
+    pub fn without_time(mut self) -> Self {
+        self.options.timestamp = false;
+        self
+    }
+
+    /// Writes the event's fields at the top level of the JSON object instead of under
+    /// `fields` (fmt's `Json::flatten_event`). JSON only. Default: `false`.
+    pub fn flatten_event(mut self, yes: bool) -> Self {
+        self.options.flatten_event = yes;
+        self
+    }
+
+    /// Writes the event's span (its explicit parent, else the current span) under `span`
+    /// (fmt's `Json::with_current_span`). JSON only. Default: `true`.
+    pub fn with_current_span(mut self, yes: bool) -> Self {
+        self.options.current_span = yes;
+        self
+    }
+
+    /// Writes the current span's scope, root first, under `spans` (fmt's
+    /// `Json::with_span_list`). JSON only. Default: `true`.
+    pub fn with_span_list(mut self, yes: bool) -> Self {
+        self.options.span_list = yes;
+        self
+    }
+
+    /// Writes the event's target (fmt's `with_target`). Default: `true`.
+    pub fn with_target(mut self, yes: bool) -> Self {
+        self.options.target = yes;
+        self
+    }
+
+    /// Writes the event's level (fmt's `with_level`). Default: `true`.
+    pub fn with_level(mut self, yes: bool) -> Self {
+        self.options.level = yes;
+        self
+    }
+
+    /// Writes the source file of the event's callsite (`filename` in JSON; fmt's
+    /// `with_file`). Default: `false`.
+    pub fn with_file(mut self, yes: bool) -> Self {
+        self.options.file = yes;
+        self
+    }
+
+    /// Writes the line of the event's callsite (`line_number` in JSON; fmt's
+    /// `with_line_number`). Default: `false`.
+    pub fn with_line_number(mut self, yes: bool) -> Self {
+        self.options.line_number = yes;
+        self
+    }
+
+    /// Writes the logging thread's name (`threadName` in JSON; its id when it has no name and
+    /// [`with_thread_ids`](Builder::with_thread_ids) is off; fmt's `with_thread_names`).
+    /// Default: `false`.
+    pub fn with_thread_names(mut self, yes: bool) -> Self {
+        self.options.thread_names = yes;
+        self
+    }
+
+    /// Writes the logging thread's id (`threadId` in JSON, `ThreadId(7)`; fmt's
+    /// `with_thread_ids`). Default: `false`.
+    pub fn with_thread_ids(mut self, yes: bool) -> Self {
+        self.options.thread_ids = yes;
+        self
+    }
+
+    /// Writes the top-level key `key` (one of `timestamp`, `level`, `message`, `target`,
+    /// `fields`, `span`, `spans`) as `name` instead, in the JSON and logfmt formats; repeat
+    /// it for each key. `message` is the event's message field, under `fields` unless
+    /// [`flatten_event`](Builder::flatten_event) is on. Elastic Common Schema:
+    /// `.flatten_event(true).rename_key("timestamp", "@timestamp").rename_key("level",
+    /// "log.level")`; Google Cloud Logging: `.flatten_event(true).rename_key("timestamp",
+    /// "time").rename_key("level", "severity")`. `build()` rejects an unknown key, an empty
+    /// name, and two top-level keys with one name. Default: fmt's names.
+    pub fn rename_key(mut self, key: impl Into<String>, name: impl Into<String>) -> Self {
+        self.options.renames.push((key.into(), name.into()));
+        self
+    }
+
+    /// Writes `key` with the string `value` on every record (service, host, version), after
+    /// everything else; repeat it for each field. `build()` rejects an empty or duplicate
+    /// key and a key that every record already has. Default: none.
+    pub fn static_field(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.static_fields.push((key.into(), value.into()));
+        self
+    }
+
+    /// Writes the OpenTelemetry `trace_id` and `span_id` (lowercase hex, the OpenTelemetry
+    /// log data model's names) of the event's span, as a `tracing-opentelemetry` layer in the
+    /// same subscriber assigned them; records outside a span, or in one without
+    /// OpenTelemetry data, have neither. Needs the `opentelemetry` feature (`build()` says so
+    /// without it). Default: `false`.
+    pub fn with_opentelemetry_ids(mut self, yes: bool) -> Self {
+        self.options.otel_ids = yes;
+        self
+    }
+
+    /// The extension of every file name: `file_extension("jsonl")` writes `<stem>.jsonl` and
+    /// segments `<stem>.<seq>.<start>.jsonl` (`.jsonl.gz` compressed), the JSON Lines
+    /// convention. Readers need it too: [`LogDir::with_extension`](crate::read::LogDir::with_extension),
+    /// `filesink cat --extension jsonl`. ASCII letters, digits, `_` and `-`; not `gz`,
+    /// `pending`, `unsynced`, `lock` or `tmp`. Default: `log`.
+    pub fn file_extension(mut self, ext: impl Into<String>) -> Self {
+        self.file_extension = ext.into();
         self
     }
 
@@ -280,13 +417,31 @@ impl Builder {
                 format!("the file stem {stem:?} must not start with a dot"),
             ));
         }
-        if stem.ends_with(".log") {
+        let ext = self.file_extension;
+        if ext.is_empty()
+            || !ext
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(Error::config(
+                "file_extension",
+                format!("{ext:?} must be ASCII letters, digits, `_` or `-`, without the dot"),
+            ));
+        }
+        if ["gz", "pending", "unsynced", "lock", "tmp"].contains(&ext.as_str()) {
+            return Err(Error::config(
+                "file_extension",
+                format!("{ext:?} is a suffix the sink gives its own files"),
+            ));
+        }
+        let dot_ext = format!(".{ext}");
+        if stem.ends_with(&dot_ext) {
             return Err(Error::config(
                 "stem",
                 format!(
-                    "the file stem {stem:?} ends in `.log`, which the sink adds itself \
-                     (the active file would be {stem}.log): use {:?}",
-                    stem.trim_end_matches(".log")
+                    "the file stem {stem:?} ends in `{dot_ext}`, which the sink adds itself \
+                     (the active file would be {stem}{dot_ext}): use {:?}",
+                    stem.trim_end_matches(&dot_ext)
                 ),
             ));
         }
@@ -345,6 +500,17 @@ impl Builder {
         self.fsync
             .validate()
             .map_err(|m| Error::config("fsync", m))?;
+        if self.options.otel_ids && !cfg!(feature = "opentelemetry") {
+            return Err(Error::config(
+                "with_opentelemetry_ids",
+                "needs the crate's `opentelemetry` feature",
+            ));
+        }
+        let options = self
+            .options
+            .check(self.format)
+            .map_err(|(setting, m)| Error::config(setting, m))?;
+        let stem = crate::segment::name::Stem::new(stem, ext);
         let active_path = self.dir.join(crate::segment::name::active(&stem));
         Ok(Config {
             formatter: Formatter {
@@ -352,6 +518,7 @@ impl Builder {
                 timestamper: Timestamper::new(self.time_zone, &self.time_format),
                 clock: self.clock,
                 sink: SinkId::next(),
+                options: Arc::new(options),
             },
             dir: self.dir,
             active_path,

@@ -21,7 +21,7 @@ use crate::settings::Overflow;
 #[derive(Debug)]
 pub(crate) struct Config {
     pub(crate) dir: PathBuf,
-    pub(crate) stem: String,
+    pub(crate) stem: crate::segment::name::Stem,
     pub(crate) active_path: PathBuf,
     pub(crate) file_mode: u32,
     pub(crate) dir_mode: u32,

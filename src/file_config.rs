@@ -29,11 +29,11 @@ use crate::settings::Overflow;
 /// ```toml
 /// dir = "/var/log/app"
 /// stem = "app"
-/// format = "json"                  # or "text"
+/// format = "json"                  # "text", "compact", "logfmt"
 /// rotation = "64 MiB or daily"     # "never", "hourly", "every 6 hours", ...
 /// compression = "gzip"             # "none", "gzip 9"
 /// retention = "30 files, 7 days"   # "10 GiB", "5 GiB free", "keep all"
-/// time_zone = "local"              # "utc", "+05:30"
+/// time_zone = "Europe/Paris"       # "utc", "local", "+05:30"
 /// time_format = "rfc3339 millis"   # or a strftime pattern
 /// overflow = "block"               # "drop", "block for 100 ms"
 /// fsync = "on error"               # "never", "always", "every 1 s"
@@ -46,6 +46,13 @@ use crate::settings::Overflow;
 /// rotate_on_startup = false
 /// flush_on_panic = false
 /// flush_on_exit = true
+/// file_extension = "jsonl"
+/// without_time = false
+/// flatten_event = true             # and with_current_span, with_span_list, with_target,
+/// with_line_number = true          # with_level, with_file, with_thread_names,
+///                                  # with_thread_ids, with_opentelemetry_ids
+/// rename_key = { timestamp = "@timestamp", level = "log.level" }
+/// static_field = { "service.name" = "checkout" }
 /// ```
 ///
 /// ```
@@ -100,13 +107,48 @@ pub struct FileSinkConfig {
     pub flush_on_panic: Option<bool>,
     /// [`Builder::flush_on_exit`].
     pub flush_on_exit: Option<bool>,
+    /// [`Builder::file_extension`].
+    pub file_extension: Option<String>,
+    /// [`Builder::without_time`] when `true`.
+    pub without_time: Option<bool>,
+    /// [`Builder::flatten_event`].
+    pub flatten_event: Option<bool>,
+    /// [`Builder::with_current_span`].
+    pub with_current_span: Option<bool>,
+    /// [`Builder::with_span_list`].
+    pub with_span_list: Option<bool>,
+    /// [`Builder::with_target`].
+    pub with_target: Option<bool>,
+    /// [`Builder::with_level`].
+    pub with_level: Option<bool>,
+    /// [`Builder::with_file`].
+    pub with_file: Option<bool>,
+    /// [`Builder::with_line_number`].
+    pub with_line_number: Option<bool>,
+    /// [`Builder::with_thread_names`].
+    pub with_thread_names: Option<bool>,
+    /// [`Builder::with_thread_ids`].
+    pub with_thread_ids: Option<bool>,
+    /// [`Builder::with_opentelemetry_ids`].
+    pub with_opentelemetry_ids: Option<bool>,
+    /// [`Builder::rename_key`], each (key, new name), in the order the file's deserializer
+    /// gives a table (the `toml` crate sorts it unless built with `preserve_order`): a table in a file
+    /// (`rename_key = { level = "severity" }`), `"level=severity, timestamp=time"` or
+    /// `set("rename_key.level", "severity")` from a string.
+    pub rename_key: Vec<(String, String)>,
+    /// [`Builder::static_field`], each (key, value), written in this order (a table's order as
+    /// its deserializer gives it, see `rename_key`): a table in a file
+    /// (`static_field = { service = "checkout" }`), `"service=checkout, env=prod"` or
+    /// `set("static_field.service", "checkout")` from a string.
+    pub static_field: Vec<(String, String)>,
 }
 
-/// A scalar as the configuration file wrote it.
+/// A value as the configuration file wrote it: a scalar, or a table of them.
 enum Raw {
     Bool(bool),
     Int(i128),
     Str(String),
+    Map(Vec<(String, Raw)>),
 }
 
 impl fmt::Display for Raw {
@@ -115,6 +157,13 @@ impl fmt::Display for Raw {
             Raw::Bool(b) => write!(f, "{b}"),
             Raw::Int(i) => write!(f, "{i}"),
             Raw::Str(s) => write!(f, "{s:?}"),
+            Raw::Map(m) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in m.iter().enumerate() {
+                    write!(f, "{}{k} = {v}", if i == 0 { " " } else { ", " })?;
+                }
+                f.write_str(" }")
+            }
         }
     }
 }
@@ -147,13 +196,35 @@ impl FileSinkConfig {
             compress_after,
             rotate_on_startup,
             flush_on_panic,
-            flush_on_exit
+            flush_on_exit,
+            file_extension,
+            flatten_event,
+            with_current_span,
+            with_span_list,
+            with_target,
+            with_level,
+            with_file,
+            with_line_number,
+            with_thread_names,
+            with_thread_ids,
+            with_opentelemetry_ids
         );
+        if self.without_time == Some(true) {
+            b = b.without_time();
+        }
+        for (k, v) in &self.rename_key {
+            b = b.rename_key(k, v);
+        }
+        for (k, v) in &self.static_field {
+            b = b.static_field(k, v);
+        }
         b
     }
 
     /// Sets `key` (a field name, as in the configuration file) from its one-line form, as an
     /// environment variable or a command-line flag gives it: `set("rotation", "daily")`.
+    /// `rename_key` and `static_field` take `"k=v, k2=v2"` (replacing the list) or one entry
+    /// at a time: `set("static_field.service", "checkout")` adds or replaces `service`.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the key and
@@ -190,9 +261,73 @@ impl FileSinkConfig {
             "rotate_on_startup" => self.rotate_on_startup = Some(flag("rotate_on_startup", &raw)?),
             "flush_on_panic" => self.flush_on_panic = Some(flag("flush_on_panic", &raw)?),
             "flush_on_exit" => self.flush_on_exit = Some(flag("flush_on_exit", &raw)?),
-            _ => return Err(Error::unknown_setting(key)),
+            "file_extension" => {
+                self.file_extension = Some(text("file_extension", &raw)?.to_string());
+            }
+            "without_time" => self.without_time = Some(flag("without_time", &raw)?),
+            "flatten_event" => self.flatten_event = Some(flag("flatten_event", &raw)?),
+            "with_current_span" => {
+                self.with_current_span = Some(flag("with_current_span", &raw)?);
+            }
+            "with_span_list" => self.with_span_list = Some(flag("with_span_list", &raw)?),
+            "with_target" => self.with_target = Some(flag("with_target", &raw)?),
+            "with_level" => self.with_level = Some(flag("with_level", &raw)?),
+            "with_file" => self.with_file = Some(flag("with_file", &raw)?),
+            "with_line_number" => self.with_line_number = Some(flag("with_line_number", &raw)?),
+            "with_thread_names" => {
+                self.with_thread_names = Some(flag("with_thread_names", &raw)?);
+            }
+            "with_thread_ids" => self.with_thread_ids = Some(flag("with_thread_ids", &raw)?),
+            "with_opentelemetry_ids" => {
+                self.with_opentelemetry_ids = Some(flag("with_opentelemetry_ids", &raw)?);
+            }
+            "rename_key" => self.rename_key = pairs("rename_key", raw)?,
+            "static_field" => self.static_field = pairs("static_field", raw)?,
+            _ => {
+                let entry = |list: &mut Vec<(String, String)>, setting, k: &str| {
+                    let v = text(setting, &raw)?.to_string();
+                    match list.iter_mut().find(|(have, _)| have == k) {
+                        Some(e) => e.1 = v,
+                        None => list.push((k.to_string(), v)),
+                    }
+                    Ok::<(), Error>(())
+                };
+                if let Some(k) = key.strip_prefix("rename_key.") {
+                    entry(&mut self.rename_key, "rename_key", k)?;
+                } else if let Some(k) = key.strip_prefix("static_field.") {
+                    entry(&mut self.static_field, "static_field", k)?;
+                } else {
+                    return Err(Error::unknown_setting(key));
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// `{ k = "v", .. }` from a file, or `"k=v, k2=v2"` from a string.
+fn pairs(key: &'static str, raw: Raw) -> Result<Vec<(String, String)>, Error> {
+    match raw {
+        Raw::Map(m) => m
+            .into_iter()
+            .map(|(k, v)| match v {
+                Raw::Str(v) => Ok((k, v)),
+                other => Err(bad(key, &other.to_string(), "a string value for each key")),
+            })
+            .collect(),
+        Raw::Str(s) => s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+                None => Err(bad(key, &s, "pairs like \"key=value, key2=value2\"")),
+            })
+            .collect(),
+        other => Err(bad(
+            key,
+            &other.to_string(),
+            "a table of strings or \"key=value, key2=value2\"",
+        )),
     }
 }
 
@@ -210,7 +345,7 @@ fn count(key: &'static str, raw: &Raw) -> Result<usize, Error> {
     let n = match raw {
         Raw::Int(i) => usize::try_from(*i).ok(),
         Raw::Str(s) => s.trim().parse().ok(),
-        Raw::Bool(_) => None,
+        Raw::Bool(_) | Raw::Map(_) => None,
     };
     n.ok_or_else(|| bad(key, &raw.to_string(), "a whole number"))
 }
@@ -219,7 +354,7 @@ fn bytes(key: &'static str, raw: &Raw) -> Result<usize, Error> {
     let n = match raw {
         Raw::Int(i) => usize::try_from(*i).ok(),
         Raw::Str(s) => size(s).and_then(|n| usize::try_from(n).ok()),
-        Raw::Bool(_) => None,
+        Raw::Bool(_) | Raw::Map(_) => None,
     };
     n.ok_or_else(|| bad(key, &raw.to_string(), "a size like \"64 MiB\""))
 }
@@ -233,7 +368,7 @@ fn mode(key: &'static str, raw: &Raw) -> Result<u32, Error> {
             let digits = s.strip_prefix("0o").unwrap_or(s);
             u32::from_str_radix(digits, 8).ok()
         }
-        Raw::Bool(_) => None,
+        Raw::Bool(_) | Raw::Map(_) => None,
     };
     n.ok_or_else(|| {
         bad(
@@ -260,7 +395,7 @@ fn flag(key: &'static str, raw: &Raw) -> Result<bool, Error> {
             "false" | "no" | "off" | "0" => Some(false),
             _ => None,
         },
-        Raw::Int(_) => None,
+        Raw::Int(_) | Raw::Map(_) => None,
     };
     b.ok_or_else(|| bad(key, &raw.to_string(), "true or false"))
 }
@@ -268,10 +403,10 @@ fn flag(key: &'static str, raw: &Raw) -> Result<bool, Error> {
 impl<'de> Deserialize<'de> for Raw {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Raw, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = Raw;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, a whole number or a boolean")
+                f.write_str("a string, a whole number, a boolean or a table")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
                 Ok(Raw::Bool(v))
@@ -284,6 +419,13 @@ impl<'de> Deserialize<'de> for Raw {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
                 Ok(Raw::Str(v.to_string()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Raw>()? {
+                    entries.push((k, v));
+                }
+                Ok(Raw::Map(entries))
             }
         }
         d.deserialize_any(V)

@@ -35,14 +35,27 @@ pub fn format_only_layer() -> FormatOnlyLayer {
         ),
         clock: crate::clock::Clock::System,
         sink: SinkId::next(),
+        options: Default::default(),
     };
     FormatOnlyLayer { fmt }
+}
+
+/// As [`format_only_layer`], with the format and options of `builder`.
+#[doc(hidden)]
+pub fn format_only_layer_for(builder: crate::Builder) -> Result<FormatOnlyLayer, crate::Error> {
+    Ok(FormatOnlyLayer {
+        fmt: builder.validate()?.formatter,
+    })
 }
 
 impl<S> Layer<S> for FormatOnlyLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.fmt.register_dispatch(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             let fields = self.fmt.new_span_fields(attrs);
@@ -61,7 +74,7 @@ where
                     if let Ok(mut out) = out.try_borrow_mut() {
                         out.clear();
                         let stamp = self.fmt.clock.stamp(0);
-                        Timed::new(&buf, Some(time_at)).write(&self.fmt, &mut out, stamp.wall);
+                        Timed::new(&buf, time_at).write(&self.fmt, &mut out, stamp.wall);
                         std::hint::black_box(out.as_slice());
                     }
                 });
@@ -109,7 +122,12 @@ impl FileSinkLayer {
     }
 
     /// Formats `event` into `buf` and returns where its timestamp goes.
-    fn format_into<S>(&self, buf: &mut Vec<u8>, event: &Event<'_>, ctx: &Context<'_, S>) -> usize
+    fn format_into<S>(
+        &self,
+        buf: &mut Vec<u8>,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+    ) -> Option<usize>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -138,6 +156,11 @@ impl<S> Layer<S> for FileSinkLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        // OpenTelemetry ids are read through the subscriber (see format/otel.rs).
+        self.fmt.register_dispatch(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             let fields = catch_unwind(AssertUnwindSafe(|| self.fmt.new_span_fields(attrs)))
@@ -159,7 +182,7 @@ where
             .try_with(|cell| match cell.try_borrow_mut() {
                 Ok(mut buf) => {
                     let time_at = self.format_into(&mut buf, event, &ctx);
-                    self.queue.log(Timed::new(&buf, Some(time_at)), urgent);
+                    self.queue.log(Timed::new(&buf, time_at), urgent);
                     if buf.capacity() > KEEP_CAPACITY {
                         buf.clear();
                         buf.shrink_to(KEEP_CAPACITY / 16);
@@ -173,7 +196,7 @@ where
         if !done {
             let mut buf = Vec::with_capacity(256);
             let time_at = self.format_into(&mut buf, event, &ctx);
-            self.queue.log(Timed::new(&buf, Some(time_at)), urgent);
+            self.queue.log(Timed::new(&buf, time_at), urgent);
         }
     }
 }

@@ -39,7 +39,7 @@
 //!   [`Overflow::Block`] (the default). With a
 //!   dropping policy every drop is counted in [`Stats`] and reported by a record in the log.
 //! - **One event, one line.** CR, LF, ESC, the other C0 and C1 controls, DEL and U+2028/U+2029
-//!   are escaped in every string, in both formats.
+//!   are escaped in every string, in every format.
 //! - **Crash safety.** A segment gets its final name only after it was fsynced, and renames
 //!   never replace anything; compression goes through a verified temp file; startup recovery
 //!   removes temp files, trims a torn last line and finishes interrupted work.
@@ -52,6 +52,15 @@
 //! - **A sick disk never panics or stalls the application.** Writes are retried with backoff
 //!   while events are kept up to the queue bound; then callers shed events instead of waiting
 //!   on a writer that is failing, stalled or gone (see [`Overflow::Block`]).
+//!
+//! # Formats
+//!
+//! [`Format::Json`] (the default) is `tracing_subscriber::fmt::layer().json()`'s schema;
+//! [`Format::Text`] and [`Format::Compact`] are fmt's full and compact text layouts;
+//! [`Format::Logfmt`] writes `key=value` lines. fmt's options are on the [`Builder`] under
+//! fmt's names (`flatten_event`, `with_file`, ...), with [`Builder::rename_key`] and
+//! [`Builder::static_field`] beyond them: the README's "Shaping the JSON" has the migration
+//! table and the Elastic Common Schema, Google Cloud Logging and OpenTelemetry recipes.
 //!
 //! # Rotation, compression, retention
 //!
@@ -109,6 +118,9 @@
 //! - `test-util`: exposes `ManualClock` and `Builder::clock`, the seam
 //!   for testing time rotation without sleeping.
 //! - `cli`: builds the `filesink` command (`cargo install tracing-filesink --features cli`).
+//! - `opentelemetry`: [`Builder::with_opentelemetry_ids`], the OpenTelemetry `trace_id` and
+//!   `span_id` of the event's span on every record, read from a `tracing-opentelemetry`
+//!   (0.34) layer in the same subscriber.
 //! - `serde`: `Deserialize` for the setting types (through their one-line `FromStr` forms:
 //!   `"64 MiB or daily"`, `"30 files, 7 days"`, `"gzip"`) and `FileSinkConfig`, every
 //!   builder setting read from a configuration file, with `set(key, value)` for environment
@@ -165,7 +177,7 @@ pub use stats::Stats;
 /// Hooks for this crate's benchmarks; not part of the supported API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::layer::{format_only_layer, FormatOnlyLayer};
+    pub use crate::layer::{format_only_layer, format_only_layer_for, FormatOnlyLayer};
 }
 
 #[doc = include_str!("../README.md")]

@@ -160,12 +160,18 @@ impl FromStr for Compression {
 impl FromStr for Format {
     type Err = Error;
 
-    /// `"json"` or `"text"`.
+    /// `"json"`, `"text"`, `"compact"` or `"logfmt"`.
     fn from_str(s: &str) -> Result<Format, Error> {
         match s.trim().to_ascii_lowercase().as_str() {
             "json" => Ok(Format::Json),
             "text" => Ok(Format::Text),
-            _ => Err(bad("format", s, "\"json\" or \"text\"")),
+            "compact" => Ok(Format::Compact),
+            "logfmt" => Ok(Format::Logfmt),
+            _ => Err(bad(
+                "format",
+                s,
+                "\"json\", \"text\", \"compact\" or \"logfmt\"",
+            )),
         }
     }
 }
@@ -173,13 +179,15 @@ impl FromStr for Format {
 impl FromStr for TimeZone {
     type Err = Error;
 
-    /// `"utc"`, `"local"`, or a fixed offset: `"+05:30"`, `"-0800"`, `"UTC+01:00"`.
+    /// `"utc"`, `"local"`, a fixed offset (`"+05:30"`, `"-0800"`, `"UTC+01:00"`) or an
+    /// IANA zone name (`"Europe/Paris"`).
     fn from_str(s: &str) -> Result<TimeZone, Error> {
         let err = || {
             bad(
                 "time_zone",
                 s,
-                "\"utc\", \"local\" or an offset like \"+05:30\"",
+                "\"utc\", \"local\", an offset like \"+05:30\" or an IANA zone like \
+                 \"Europe/Paris\"",
             )
         };
         let lower = s.trim().to_ascii_lowercase();
@@ -187,6 +195,14 @@ impl FromStr for TimeZone {
             "utc" | "z" => return Ok(TimeZone::Utc),
             "local" => return Ok(TimeZone::Local),
             _ => {}
+        }
+        if s.contains('/') || s.trim().chars().next().is_some_and(char::is_alphabetic) {
+            if let Ok(tz) = TimeZone::iana(s) {
+                return Ok(tz);
+            }
+            if !lower.starts_with("utc") {
+                return Err(err());
+            }
         }
         let offset = lower.strip_prefix("utc").unwrap_or(&lower);
         let (sign, hm) = match offset.split_at_checked(1) {
@@ -373,7 +389,13 @@ mod tests {
             TimeZone::fixed(-8 * 3600)
         );
         assert!("+25:00".parse::<TimeZone>().is_err());
-        assert!("Europe/Paris".parse::<TimeZone>().is_err());
+        // IANA names are zones now; a name not in the database is not.
+        assert_eq!(
+            "Europe/Paris".parse::<TimeZone>().unwrap(),
+            TimeZone::iana("Europe/Paris").unwrap()
+        );
+        assert!("Europe/Atlantis".parse::<TimeZone>().is_err());
+        assert!("compact".parse::<Format>().is_ok() && "logfmt".parse::<Format>().is_ok());
         assert_eq!(
             "block for 100 ms".parse::<Overflow>().unwrap(),
             Overflow::BlockFor(Duration::from_millis(100))

@@ -163,15 +163,26 @@ fn next_boundary(p: Period, t: SystemTime, tz: TimeZone) -> Option<SystemTime> {
     let phase = if p == Period::Weekly { 4 * 86_400 } else { 0 };
     let start = (local - phase).div_euclid(len) * len + phase;
     let next_local = start + len;
-    // Convert back to UTC with the offset in force at the boundary (DST changes it).
-    let mut next_utc = next_local - offset;
-    let off2 = tz.offset_at(next_utc) as i64;
-    if off2 != offset {
-        next_utc = next_local - off2;
-        if next_utc <= secs {
-            next_utc = secs + 1;
+    // Back to UTC with the offset in force. When the offset changes before the boundary
+    // (daylight saving), find the change (the offset is constant on each side of it) and
+    // use the new offset; a boundary that falls in the hour the change skipped is the
+    // change itself.
+    let a = next_local - offset;
+    let next_utc = if tz.offset_at(a) as i64 == offset {
+        a
+    } else {
+        let (mut lo, mut hi) = (secs, a);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if tz.offset_at(mid) as i64 == offset {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
         }
-    }
+        let changed = hi;
+        (next_local - tz.offset_at(changed) as i64).max(changed)
+    };
     if next_utc < 0 {
         return None;
     }
@@ -255,6 +266,103 @@ mod tests {
         // Exactly on a boundary: the next one is a week later.
         let b2 = Rotation::weekly().next_boundary(b, u).unwrap();
         assert_eq!(fmt(b2, u), "2027-01-11T00:00:00+00:00");
+    }
+
+    fn iana(name: &str) -> TimeZone {
+        TimeZone::iana(name).unwrap()
+    }
+
+    /// A daily boundary in Paris on the 23-hour day (2026-03-29) and the 25-hour day
+    /// (2026-10-25): local midnight, with the offset in force then.
+    #[test]
+    fn daily_across_daylight_saving_days() {
+        let paris = iana("Europe/Paris");
+        let d = Rotation::daily();
+        let start = at("2026-03-29T00:00:00+01:00");
+        let b = d.next_boundary(start, paris).unwrap();
+        assert_eq!(fmt(b, paris), "2026-03-30T00:00:00+02:00");
+        assert_eq!(
+            b.duration_since(start).unwrap(),
+            Duration::from_secs(23 * 3600)
+        );
+        let start = at("2026-10-25T00:00:00+02:00");
+        let b = d.next_boundary(start, paris).unwrap();
+        assert_eq!(fmt(b, paris), "2026-10-26T00:00:00+01:00");
+        assert_eq!(
+            b.duration_since(start).unwrap(),
+            Duration::from_secs(25 * 3600)
+        );
+        // Santiago skips midnight in spring (00:00 -> 01:00) and repeats the last hour of
+        // the day in autumn (24:00 -> 23:00): the day starts at 01:00, then at the second
+        // 00:00... of the next day.
+        let scl = iana("America/Santiago");
+        let b = d
+            .next_boundary(at("2026-09-05T12:00:00-04:00"), scl)
+            .unwrap();
+        assert_eq!(fmt(b, scl), "2026-09-06T01:00:00-03:00");
+        let b = d
+            .next_boundary(at("2026-04-04T12:00:00-03:00"), scl)
+            .unwrap();
+        assert_eq!(fmt(b, scl), "2026-04-05T00:00:00-04:00");
+        // An hourly boundary in the skipped hour is the change itself.
+        let b = Rotation::hourly()
+            .next_boundary(at("2026-03-29T01:30:00+01:00"), paris)
+            .unwrap();
+        assert_eq!(fmt(b, paris), "2026-03-29T03:00:00+02:00");
+    }
+
+    /// Property, in zones with daylight saving (Lord Howe's is 30 minutes): the boundary is
+    /// the first instant after t at which the local period (hour, day) differs from t's
+    /// (naive oracle: step through local times minute by minute).
+    #[test]
+    fn dst_boundaries_match_naive_oracle() {
+        let zones = [
+            "Europe/Paris",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "America/Santiago",
+        ];
+        let local = |tz: TimeZone, s: i64| s + tz.offset_at(s) as i64;
+        for name in zones {
+            let tz = iana(name);
+            // Around each change of 2026: a day before to a day after, every 37 minutes.
+            let mut changes = Vec::new();
+            let mut s = split(at("2026-01-01T00:00:00Z")).0;
+            while s < split(at("2027-01-01T00:00:00Z")).0 {
+                if tz.offset_at(s) != tz.offset_at(s + 3600) {
+                    changes.push(s);
+                }
+                s += 3600;
+            }
+            assert!(!changes.is_empty(), "{name}");
+            for c in changes {
+                let mut t = c - 86_400;
+                while t < c + 86_400 {
+                    for (r, len) in [(Rotation::hourly(), 3600), (Rotation::daily(), 86_400)] {
+                        let tt = UNIX_EPOCH + Duration::from_secs(t as u64);
+                        let b = split(r.next_boundary(tt, tz).unwrap()).0;
+                        let period = |s: i64| local(tz, s).div_euclid(len);
+                        let mut o = t + 1;
+                        while period(o) == period(t) {
+                            o += if o % 60 == 0 {
+                                60
+                            } else {
+                                60 - o.rem_euclid(60)
+                            };
+                        }
+                        assert_eq!(
+                            b,
+                            o,
+                            "{name} {r:?} from {}: {} vs oracle {}",
+                            fmt(tt, tz),
+                            fmt(UNIX_EPOCH + Duration::from_secs(b as u64), tz),
+                            fmt(UNIX_EPOCH + Duration::from_secs(o as u64), tz)
+                        );
+                    }
+                    t += 37 * 60;
+                }
+            }
+        }
     }
 
     /// Property: for many instants and every period, the boundary is after t, is aligned, and no

@@ -527,3 +527,93 @@ fn cat_goes_on_past_a_damaged_segment() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains(&bad));
 }
+
+/// `cat --level` and `stats` in every layout the sink writes: logfmt, text, compact, and JSON
+/// with the Elastic Common Schema and Google Cloud names, in `.jsonl` files (`--extension`);
+/// `verify` passes them all.
+#[test]
+fn every_layout_is_read_with_levels_and_extensions() {
+    use tracing_filesink::Format;
+    type Shape = fn(tracing_filesink::Builder) -> tracing_filesink::Builder;
+    let shapes: [(&str, Shape); 5] = [
+        ("logfmt", |b| b.format(Format::Logfmt)),
+        ("text", |b| b.format(Format::Text)),
+        ("compact", |b| b.format(Format::Compact)),
+        ("ecs", |b| {
+            b.flatten_event(true)
+                .rename_key("timestamp", "@timestamp")
+                .rename_key("level", "log.level")
+        }),
+        ("gcl", |b| {
+            b.flatten_event(true)
+                .rename_key("timestamp", "time")
+                .rename_key("level", "severity")
+        }),
+    ];
+    for (what, shape) in shapes {
+        let tmp = tempfile::tempdir().unwrap();
+        let (layer, guard) = shape(FileSink::builder(tmp.path(), STEM))
+            .file_extension("jsonl")
+            .rotation(Rotation::size(2048))
+            .build()
+            .unwrap();
+        tracing::dispatcher::with_default(&common::dispatch(layer), || {
+            for i in 0..60u64 {
+                match i % 3 {
+                    0 => tracing::info!(i, "event"),
+                    1 => tracing::warn!(i, "event"),
+                    _ => tracing::error!(i, "event"),
+                }
+            }
+        });
+        guard.shutdown(Duration::from_secs(10)).unwrap();
+        let dir = path_str(tmp.path());
+        let out = filesink(&["cat", dir, "--extension", "jsonl", "--level", "warn"]);
+        assert!(out.status.success(), "{what}: {out:?}");
+        let lines = stdout(&out);
+        assert_eq!(lines.lines().count(), 40, "{what}:\n{lines}");
+        assert!(
+            lines.lines().all(|l| !l.contains("INFO")),
+            "{what}:\n{lines}"
+        );
+        let out = filesink(&["cat", dir, "--extension", "jsonl", "--since", "1h"]);
+        assert_eq!(stdout(&out).lines().count(), 60, "{what}: timestamps read");
+        let out = filesink(&["stats", dir, "--extension", "jsonl"]);
+        let stats = stdout(&out);
+        assert!(out.status.success(), "{what}: {out:?}");
+        assert!(
+            !stats.contains("without a recognizable level"),
+            "{what}:\n{stats}"
+        );
+        let out = filesink(&["verify", dir, "--extension", "jsonl"]);
+        assert!(out.status.success(), "{what}: {out:?}");
+        // A line that is not logfmt in a logfmt segment is found.
+        if what == "logfmt" {
+            let seg = LogDir::open(tmp.path(), STEM)
+                .unwrap()
+                .with_extension("jsonl")
+                .segments()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.kind() == SegmentKind::Plain)
+                .unwrap();
+            let mut bytes = std::fs::read(seg.path()).unwrap();
+            bytes.extend_from_slice(b"level=INFO message=\"unterminated\n");
+            std::fs::write(seg.path(), &bytes).unwrap();
+            let out = filesink(&["verify", dir, "--extension", "jsonl"]);
+            assert!(!out.status.success(), "{out:?}");
+            assert!(
+                stdout(&out).contains("invalid logfmt: byte 19: an unterminated quoted value"),
+                "{}",
+                stdout(&out)
+            );
+        }
+        // Without the extension there is nothing to read, and it says so.
+        let out = filesink(&["cat", dir]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("ending in .log"),
+            "{out:?}"
+        );
+    }
+}

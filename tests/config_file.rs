@@ -7,6 +7,8 @@ mod platform_support;
 
 use std::time::Duration;
 
+use tracing_subscriber::prelude::*;
+
 use tracing_filesink::{
     Compression, ErrorKind, FileSinkConfig, Format, Fsync, Overflow, Retention, Rotation,
     TimeFormat, TimeZone,
@@ -249,4 +251,140 @@ fn the_example_reads_a_file_and_honours_the_environment() {
         stderr.contains("FILESINK_ROTATION") && stderr.contains("64 MB or fortnightly"),
         "{stderr}"
     );
+}
+
+/// The record options read from a file under the builder's names, overridden from strings as
+/// an environment would, and the sink built from them writes what they say.
+#[test]
+fn record_options_read_from_toml_and_strings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut c: FileSinkConfig = toml::from_str(&format!(
+        r#"
+dir = {dir:?}
+stem = "app"
+file_extension = "jsonl"
+time_zone = "Europe/Paris"
+flatten_event = true
+with_current_span = false
+with_span_list = false
+with_target = false
+with_level = true
+with_file = true
+with_line_number = "yes"
+with_thread_names = false
+with_thread_ids = true
+with_opentelemetry_ids = false
+rename_key = {{ timestamp = "@timestamp", level = "log.level" }}
+static_field = {{ "service.name" = "checkout", "service.version" = "1.4.2" }}
+"#
+    ))
+    .unwrap();
+    assert_eq!(c.file_extension.as_deref(), Some("jsonl"));
+    assert_eq!(c.time_zone, Some(TimeZone::iana("Europe/Paris").unwrap()));
+    assert_eq!(
+        (
+            c.flatten_event,
+            c.with_current_span,
+            c.with_line_number,
+            c.with_thread_ids
+        ),
+        (Some(true), Some(false), Some(true), Some(true))
+    );
+    // A TOML table's entries come in the order the deserializer gives (`toml` sorts them
+    // unless built with `preserve_order`), so they are compared as sets.
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v: Vec<_> = v
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    c.rename_key.sort();
+    c.static_field.sort();
+    assert_eq!(
+        c.rename_key,
+        pairs(&[("timestamp", "@timestamp"), ("level", "log.level")])
+    );
+    assert_eq!(
+        c.static_field,
+        pairs(&[("service.name", "checkout"), ("service.version", "1.4.2")])
+    );
+    // Environment-style overrides: one entry, a whole list, a flag.
+    c.set("static_field.service.version", "1.5.0").unwrap();
+    c.set("static_field.env", "prod").unwrap();
+    c.set(
+        "rename_key",
+        "timestamp=@timestamp, level=log.level, message=msg",
+    )
+    .unwrap();
+    c.set("with_thread_ids", "false").unwrap();
+    c.set("without_time", "no").unwrap();
+    assert_eq!(c.without_time, Some(false));
+    c.static_field.sort();
+    assert_eq!(
+        c.static_field,
+        pairs(&[
+            ("service.name", "checkout"),
+            ("service.version", "1.5.0"),
+            ("env", "prod")
+        ])
+    );
+
+    let (layer, guard) = c.builder().build().unwrap();
+    assert!(guard.active_path().ends_with("app.jsonl"));
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || tracing::info!(k = 1, "hello"));
+    guard.flush().unwrap();
+    let text = std::fs::read_to_string(guard.active_path()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut expected = vec![
+        "@timestamp",
+        "log.level",
+        "msg",
+        "k",
+        "filename",
+        "line_number",
+        "service.name",
+        "service.version",
+        "env",
+    ];
+    expected.sort();
+    let mut keys_sorted = keys.clone();
+    keys_sorted.sort();
+    assert_eq!(keys_sorted, expected, "{text}");
+    assert_eq!(v["msg"], "hello");
+    assert_eq!(v["service.version"], "1.5.0");
+    let ts = v["@timestamp"].as_str().unwrap();
+    assert!(ts.ends_with("+01:00") || ts.ends_with("+02:00"), "{ts}");
+    guard.shutdown(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn bad_record_options_name_the_key() {
+    let base = "dir = \"/tmp\"\nstem = \"app\"\n";
+    for (line, key) in [
+        ("with_file = \"maybe\"", "with_file"),
+        ("static_field = 3", "static_field"),
+        ("static_field = { a = 1 }", "static_field"),
+        ("rename_key = \"level\"", "rename_key"),
+        ("time_zone = \"Europe/Pariss\"", "time_zone"),
+        ("file_extension = 1", "file_extension"),
+    ] {
+        let e = toml::from_str::<FileSinkConfig>(&format!("{base}{line}\n"))
+            .expect_err(line)
+            .to_string();
+        assert!(e.contains(key), "{line}: {e}");
+    }
+    let mut c: FileSinkConfig = toml::from_str(base).unwrap();
+    let e = c.set("with_level", "perhaps").unwrap_err();
+    assert_eq!(e.setting(), Some("with_level"), "{e}");
+    let e = c.set("rename_key", "level").unwrap_err();
+    assert_eq!(e.setting(), Some("rename_key"), "{e}");
+    // Names are checked by build(), like the builder's.
+    c.set("rename_key.lvl", "x").unwrap();
+    let e = c.builder().build().unwrap_err();
+    assert_eq!(e.setting(), Some("rename_key"), "{e}");
 }

@@ -98,6 +98,19 @@ fn special_at(bytes: &[u8], i: usize) -> Option<(u32, usize)> {
     }
 }
 
+/// True when [`json_escape_into`] would change `s`.
+pub(crate) fn has_json_special(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut i = next_special(bytes, 0, true);
+    while i < bytes.len() {
+        if special_at(bytes, i).is_some() {
+            return true;
+        }
+        i = next_special(bytes, i + 1, true);
+    }
+    false
+}
+
 /// Appends `s` to `out` escaped for the inside of a JSON string (no surrounding quotes).
 pub(crate) fn json_escape_into(out: &mut Vec<u8>, s: &str) {
     json_style_escape(out, s, true);

@@ -14,57 +14,177 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::escape::{json_escape_into, JsonEscaper};
-use super::{level_str, Formatter};
+use super::{level_str, options, Formatter};
 
-/// Writes the record without its timestamp and returns where the timestamp goes.
+/// Writes the record without its timestamp; returns where the timestamp goes (`None` with
+/// `without_time`).
 pub(crate) fn format_event<S>(
     f: &Formatter,
     out: &mut Vec<u8>,
     event: &Event<'_>,
     ctx: &Context<'_, S>,
-) -> usize
+) -> Option<usize>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    let o = &*f.options;
+    let keys = &o.keys;
     // As fmt does: a record from the `log` crate (through tracing-log's `LogTracer`) is
     // printed with its own target, not `log`.
     let normalized = event.normalized_metadata();
     let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-    out.extend_from_slice(b"{\"timestamp\":\"");
-    let time_at = out.len();
-    out.extend_from_slice(b"\",\"level\":\"");
-    out.extend_from_slice(level_str(meta.level()).as_bytes());
-    out.extend_from_slice(b"\",\"fields\":{");
-    event.record(&mut EventVisitor { out, first: true });
-    out.extend_from_slice(b"},\"target\":\"");
-    json_escape_into(out, meta.target());
-    out.push(b'"');
+    out.push(b'{');
+    let start = out.len();
+    let time_at = write_head(f, out, meta.level());
+    let message = keys.message_renamed().then(|| keys.get(options::MESSAGE));
+    if o.flatten_event {
+        let first = out.len() == start;
+        event.record(&mut EventVisitor {
+            out,
+            first,
+            message,
+        });
+    } else {
+        comma(out, start);
+        out.extend_from_slice(keys.get(options::FIELDS));
+        out.push(b'{');
+        event.record(&mut EventVisitor {
+            out,
+            first: true,
+            message,
+        });
+        out.push(b'}');
+    }
+    if o.target {
+        comma(out, start);
+        out.extend_from_slice(keys.get(options::TARGET));
+        out.push(b'"');
+        json_escape_into(out, meta.target());
+        out.push(b'"');
+    }
+    if o.file {
+        if let Some(file) = meta.file() {
+            comma(out, start);
+            out.extend_from_slice(b"\"filename\":\"");
+            json_escape_into(out, file);
+            out.push(b'"');
+        }
+    }
+    if o.line_number {
+        if let Some(line) = meta.line() {
+            comma(out, start);
+            out.extend_from_slice(b"\"line_number\":");
+            out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes());
+        }
+    }
     // As fmt's JSON does: `span` is the explicit parent or else the current span, `spans` is
-    // always the current span's scope.
-    let explicit = event.parent().and_then(|id| ctx.span(id));
-    let has_explicit = explicit.is_some();
-    if let Some(leaf) = explicit.or_else(|| ctx.lookup_current()) {
-        out.extend_from_slice(b",\"span\":");
-        write_span(f, out, &leaf);
-        out.extend_from_slice(b",\"spans\":[");
-        let current = if has_explicit {
-            ctx.lookup_current()
-        } else {
-            Some(leaf)
-        };
-        let mut first = true;
-        if let Some(current) = current {
-            for span in current.scope().from_root() {
-                if !first {
-                    out.push(b',');
+    // always the current span's scope, and both are left out when there is no such span.
+    if o.current_span || o.span_list {
+        let explicit = event.parent().and_then(|id| ctx.span(id));
+        let has_explicit = explicit.is_some();
+        if let Some(leaf) = explicit.or_else(|| ctx.lookup_current()) {
+            if o.current_span {
+                comma(out, start);
+                out.extend_from_slice(keys.get(options::SPAN));
+                write_span(f, out, &leaf);
+            }
+            if o.span_list {
+                comma(out, start);
+                out.extend_from_slice(keys.get(options::SPANS));
+                out.push(b'[');
+                let current = if has_explicit {
+                    ctx.lookup_current()
+                } else {
+                    Some(leaf)
+                };
+                let mut first = true;
+                if let Some(current) = current {
+                    for span in current.scope().from_root() {
+                        if !first {
+                            out.push(b',');
+                        }
+                        first = false;
+                        write_span(f, out, &span);
+                    }
                 }
-                first = false;
-                write_span(f, out, &span);
+                out.push(b']');
             }
         }
-        out.push(b']');
     }
+    if o.thread_names {
+        let thread = std::thread::current();
+        match thread.name() {
+            Some(name) => {
+                comma(out, start);
+                out.extend_from_slice(b"\"threadName\":\"");
+                json_escape_into(out, name);
+                out.push(b'"');
+            }
+            // As fmt: the thread's id stands in for a missing name unless ids are written.
+            None if !o.thread_ids => {
+                comma(out, start);
+                out.extend_from_slice(b"\"threadName\":\"");
+                options::push_thread_id(out, false);
+                out.push(b'"');
+            }
+            None => {}
+        }
+    }
+    if o.thread_ids {
+        comma(out, start);
+        out.extend_from_slice(b"\"threadId\":\"");
+        options::push_thread_id(out, false);
+        out.push(b'"');
+    }
+    if o.otel_ids {
+        let before = out.len();
+        super::otel::write_ids(f, out, event, ctx, super::otel::Style::Json);
+        if before == start && out.len() > before {
+            out.remove(before); // its leading comma
+        }
+    }
+    static_fields(out, &o.static_rendered, start);
     out.push(b'}');
+    time_at
+}
+
+/// The separator before a key, unless it is the object's first (`start`: just after `{`).
+#[inline]
+fn comma(out: &mut Vec<u8>, start: usize) {
+    if out.len() > start {
+        out.push(b',');
+    }
+}
+
+/// The pre-rendered `,"k":"v"` static fields, without the leading comma when they come first.
+fn static_fields(out: &mut Vec<u8>, rendered: &[u8], start: usize) {
+    if out.len() == start {
+        out.extend_from_slice(rendered.get(1..).unwrap_or(&[]));
+    } else {
+        out.extend_from_slice(rendered);
+    }
+}
+
+/// The place of the timestamp and the level, as the options say; returns where the
+/// timestamp goes.
+fn write_head(f: &Formatter, out: &mut Vec<u8>, level: &Level) -> Option<usize> {
+    let o = &*f.options;
+    let mut time_at = None;
+    if o.timestamp {
+        out.extend_from_slice(o.keys.get(options::TIMESTAMP));
+        out.push(b'"');
+        time_at = Some(out.len());
+        out.push(b'"');
+    }
+    if o.level {
+        if o.timestamp {
+            out.push(b',');
+        }
+        out.extend_from_slice(o.keys.get(options::LEVEL));
+        out.push(b'"');
+        out.extend_from_slice(level_str(level).as_bytes());
+        out.push(b'"');
+    }
     time_at
 }
 
@@ -84,16 +204,24 @@ fn write_span<'a, R: tracing_subscriber::registry::LookupSpan<'a>>(
 
 /// A record of the sink's own, without its timestamp; returns where the timestamp goes.
 pub(crate) fn internal_record(
+    f: &Formatter,
     out: &mut Vec<u8>,
     level: Level,
     message: &str,
     fields: &[(&str, u64)],
-) -> usize {
-    out.extend_from_slice(b"{\"timestamp\":\"");
-    let time_at = out.len();
-    out.extend_from_slice(b"\",\"level\":\"");
-    out.extend_from_slice(level_str(&level).as_bytes());
-    out.extend_from_slice(b"\",\"fields\":{\"message\":\"");
+) -> Option<usize> {
+    let o = &*f.options;
+    let keys = &o.keys;
+    out.push(b'{');
+    let start = out.len();
+    let time_at = write_head(f, out, &level);
+    comma(out, start);
+    if !o.flatten_event {
+        out.extend_from_slice(keys.get(options::FIELDS));
+        out.push(b'{');
+    }
+    out.extend_from_slice(keys.get(options::MESSAGE));
+    out.push(b'"');
     json_escape_into(out, message);
     out.push(b'"');
     for (k, v) in fields {
@@ -102,13 +230,24 @@ pub(crate) fn internal_record(
         out.extend_from_slice(b"\":");
         out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
     }
-    out.extend_from_slice(b"},\"target\":\"tracing_filesink\"}");
+    if !o.flatten_event {
+        out.push(b'}');
+    }
+    if o.target {
+        out.push(b',');
+        out.extend_from_slice(keys.get(options::TARGET));
+        out.extend_from_slice(b"\"tracing_filesink\"");
+    }
+    static_fields(out, &o.static_rendered, start);
+    out.push(b'}');
     time_at
 }
 
 struct EventVisitor<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
+    /// The renamed `message` key (`"msg":`), when it is renamed.
+    message: Option<&'a [u8]>,
 }
 
 impl EventVisitor<'_> {
@@ -118,6 +257,12 @@ impl EventVisitor<'_> {
             self.out.push(b',');
         }
         self.first = false;
+        if let Some(m) = self.message {
+            if field.name() == "message" {
+                self.out.extend_from_slice(m);
+                return;
+            }
+        }
         self.out.push(b'"');
         json_escape_into(self.out, field.name());
         self.out.extend_from_slice(b"\":");

@@ -5,10 +5,14 @@
 
 pub(crate) mod escape;
 pub(crate) mod json;
+pub(crate) mod logfmt;
+pub(crate) mod options;
+pub(crate) mod otel;
 pub(crate) mod text;
 pub(crate) mod timestamp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::{Event, Level, Subscriber};
@@ -28,6 +32,14 @@ pub enum Format {
     /// tracing-subscriber's default ("full") text layout, without colours and with control
     /// characters escaped.
     Text,
+    /// tracing-subscriber's `compact` text layout (`fmt::layer().compact()`), without colours
+    /// and with control characters escaped.
+    Compact,
+    /// [logfmt](https://brandur.org/logfmt): `key=value` pairs, values quoted (with JSON's
+    /// escapes, as Grafana Loki's and Go's logfmt parsers read them) when they hold a space,
+    /// `=`, `"`, `\` or a control character:
+    /// `timestamp=2026-11-26T03:14:48.123456Z level=INFO target=app message="logged in" user=ada`.
+    Logfmt,
 }
 
 /// Frozen formatting settings shared by the layer and the writer thread.
@@ -38,6 +50,8 @@ pub(crate) struct Formatter {
     pub(crate) clock: crate::clock::Clock,
     /// Which sink's fields to read from a span's [`SinkSpans`].
     pub(crate) sink: SinkId,
+    /// fmt's options, renamed keys, static fields.
+    pub(crate) options: Arc<options::Options>,
 }
 
 /// Tells apart the sinks of one process: in a span's extensions and in a thread's list of slots.
@@ -70,6 +84,14 @@ pub(crate) struct SpanFields {
 impl Formatter {
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.now()
+    }
+
+    /// Remembers the subscriber the layer was registered with (for OpenTelemetry ids).
+    pub(crate) fn register_dispatch(&self, _subscriber: &tracing::Dispatch) {
+        #[cfg(feature = "opentelemetry")]
+        if self.options.otel_ids {
+            let _ = self.options.dispatch.set(_subscriber.downgrade());
+        }
     }
 
     /// This sink's rendered fields of a span.
@@ -129,10 +151,15 @@ impl Formatter {
                 }
                 f.rendered = into_string(buf);
             }
-            Format::Text => {
+            Format::Text | Format::Compact => {
                 let mut buf = std::mem::take(&mut f.rendered).into_bytes();
                 let empty = buf.is_empty();
                 values.record(&mut text::FieldVisitor::new(&mut buf, empty));
+                f.rendered = into_string(buf);
+            }
+            Format::Logfmt => {
+                let mut buf = std::mem::take(&mut f.rendered).into_bytes();
+                values.record(&mut logfmt::FieldVisitor::new(&mut buf, None));
                 f.rendered = into_string(buf);
             }
         }
@@ -140,36 +167,41 @@ impl Formatter {
 
     /// Appends one complete record for `event` to `out`, newline included, but for its
     /// timestamp: the time is read when the record is queued, under its slot's lock, and
-    /// written in at the returned offset ([`Timed`]).
+    /// written in at the returned offset ([`Timed`]); `None` with `without_time`.
     pub(crate) fn format_event<S>(
         &self,
         out: &mut Vec<u8>,
         event: &Event<'_>,
         ctx: &Context<'_, S>,
-    ) -> usize
+    ) -> Option<usize>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let time_at = match self.format {
             Format::Json => json::format_event(self, out, event, ctx),
             Format::Text => text::format_event(self, out, event, ctx),
+            Format::Compact => text::format_compact(self, out, event, ctx),
+            Format::Logfmt => logfmt::format_event(self, out, event, ctx),
         };
         out.push(b'\n');
         time_at
     }
 
-    /// A record written by the sink itself (drops, a panic while formatting), without its
-    /// timestamp, like [`format_event`](Self::format_event).
+    /// A record written by the sink itself (drops, a panic while formatting), in the
+    /// configured format, without its timestamp, like [`format_event`](Self::format_event).
     pub(crate) fn internal_body(
         &self,
         out: &mut Vec<u8>,
         level: Level,
         message: &str,
         fields: &[(&str, u64)],
-    ) -> usize {
+    ) -> Option<usize> {
         let time_at = match self.format {
-            Format::Json => json::internal_record(out, level, message, fields),
-            Format::Text => text::internal_record(out, level, message, fields),
+            Format::Json => json::internal_record(self, out, level, message, fields),
+            Format::Text | Format::Compact => {
+                text::internal_record(self, out, level, message, fields)
+            }
+            Format::Logfmt => logfmt::internal_record(self, out, level, message, fields),
         };
         out.push(b'\n');
         time_at
@@ -186,16 +218,29 @@ impl Formatter {
     ) {
         let mut body = Vec::with_capacity(160);
         let time_at = self.internal_body(&mut body, level, message, fields);
-        Timed::new(&body, Some(time_at)).write(self, out, self.now());
+        Timed::new(&body, time_at).write(self, out, self.now());
     }
 
-    /// Appends the timestamp for `wall`, escaped as the format needs.
+    /// Appends the timestamp for `wall`, escaped (and in logfmt quoted) as the format needs.
     pub(crate) fn write_time(&self, out: &mut Vec<u8>, wall: SystemTime) {
-        let escape = match self.format {
-            Format::Json => escape::json_escape_into,
-            Format::Text => escape::text_escape_into,
-        };
-        self.timestamper.write(out, wall, escape);
+        match self.format {
+            Format::Json => self.timestamper.write(out, wall, escape::json_escape_into),
+            Format::Text | Format::Compact => {
+                self.timestamper.write(out, wall, escape::text_escape_into)
+            }
+            Format::Logfmt => {
+                let start = out.len();
+                self.timestamper.write(out, wall, escape::json_escape_into);
+                if out[start..]
+                    .iter()
+                    .any(|&b| b == b' ' || b == b'"' || b == b'=' || b == b'\\')
+                {
+                    // A custom time format with a space: quoted, as a logfmt value must be.
+                    out.insert(start, b'"');
+                    out.push(b'"');
+                }
+            }
+        }
     }
 }
 
@@ -203,7 +248,8 @@ impl Formatter {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timed<'a> {
     bytes: &'a [u8],
-    /// Where the timestamp goes; `None` for a record that has its own (`build_writer()`).
+    /// Where the timestamp goes; `None` for a record without one (`without_time`, or
+    /// `build_writer()`, whose records carry fmt's).
     time_at: Option<usize>,
 }
 

@@ -20,6 +20,7 @@ enum Tz {
     Utc,
     Local,
     Fixed(i32),
+    Iana(chrono_tz::Tz),
 }
 
 impl TimeZone {
@@ -34,6 +35,29 @@ impl TimeZone {
     /// `build()` rejects offsets of a day or more.
     pub const fn fixed(seconds_east: i32) -> TimeZone {
         TimeZone(Tz::Fixed(seconds_east))
+    }
+
+    /// A zone of the IANA time zone database by name (`"Europe/Paris"`,
+    /// `"America/New_York"`), daylight saving included: timestamps carry the offset in force
+    /// (`+02:00` in summer), and daily rotation follows local midnight, on 23- and 25-hour
+    /// days too. The database is compiled in (chrono-tz), so it works wherever the platform
+    /// has none (Windows, minimal containers).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for `time_zone` when
+    /// the name is not in the database (names are case-sensitive).
+    pub fn iana(name: &str) -> Result<TimeZone, crate::Error> {
+        name.trim()
+            .parse::<chrono_tz::Tz>()
+            .map(|tz| TimeZone(Tz::Iana(tz)))
+            .map_err(|_| {
+                crate::Error::config(
+                    "time_zone",
+                    format!(
+                        "{name:?} is not a time zone of the IANA database (e.g. \"Europe/Paris\")"
+                    ),
+                )
+            })
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -52,6 +76,13 @@ impl TimeZone {
             Tz::Fixed(s) => s,
             Tz::Local => match chrono::DateTime::from_timestamp(unix_secs, 0) {
                 Some(utc) => chrono::Local
+                    .offset_from_utc_datetime(&utc.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+                None => 0,
+            },
+            Tz::Iana(tz) => match chrono::DateTime::from_timestamp(unix_secs, 0) {
+                Some(utc) => tz
                     .offset_from_utc_datetime(&utc.naive_utc())
                     .fix()
                     .local_minus_utc(),

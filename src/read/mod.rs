@@ -168,7 +168,7 @@ impl std::fmt::Display for Line {
 #[derive(Debug, Clone)]
 pub struct LogDir {
     dir: PathBuf,
-    stem: String,
+    stem: name::Stem,
 }
 
 impl LogDir {
@@ -178,11 +178,31 @@ impl LogDir {
         std::fs::read_dir(&dir).map_err(|e| Error::io("read directory", &dir, e))?;
         Ok(LogDir {
             dir,
-            stem: stem.into(),
+            stem: name::Stem::new(stem, name::DEFAULT_EXT),
         })
     }
 
-    /// The stems of the sinks whose files are in `dir` (active files, lock files and
+    /// Reads the files of a sink built with
+    /// [`file_extension(ext)`](crate::Builder::file_extension) (`<stem>.<ext>`,
+    /// `<stem>.<seq>.<start>.<ext>[.gz]`) instead of `.log` files.
+    #[must_use]
+    pub fn with_extension(self, ext: impl Into<String>) -> LogDir {
+        let stem = name::Stem::new(self.stem.to_string(), ext);
+        LogDir { stem, ..self }
+    }
+
+    /// [`LogDir::stems`] for sinks whose files have the extension `ext`.
+    pub fn stems_with_extension(dir: impl AsRef<Path>, ext: &str) -> Result<Vec<String>, Error> {
+        let mut stems: Vec<String> = read_names(dir.as_ref())?
+            .iter()
+            .filter_map(|n| name::stem_of_ext(n, ext).map(str::to_string))
+            .collect();
+        stems.sort();
+        stems.dedup();
+        Ok(stems)
+    }
+
+    /// The stems of the sinks whose `.log` files are in `dir` (active files, lock files and
     /// segments), sorted.
     pub fn stems(dir: impl AsRef<Path>) -> Result<Vec<String>, Error> {
         let dir = dir.as_ref();
@@ -203,7 +223,7 @@ impl LogDir {
     pub fn stem(&self) -> &str {
         &self.stem
     }
-    /// The path of the active file, `<dir>/<stem>.log`.
+    /// The path of the active file, `<dir>/<stem>.log` (or the extension given).
     pub fn active_path(&self) -> PathBuf {
         self.dir.join(name::active(&self.stem))
     }

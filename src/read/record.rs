@@ -8,9 +8,12 @@ use tracing::Level;
 use super::Line;
 
 /// A record read back: the line as written, with its timestamp and level when the line has
-/// them where the sink writes them (JSON: the `timestamp` and `level` keys; text: the first
-/// two words). Timestamps are recognized in RFC 3339 (every [`crate::TimeFormat`] except a
-/// custom one).
+/// them where the sink writes them. JSON and logfmt: the keys `timestamp`, `@timestamp`,
+/// `time` or `ts` and `level`, `log.level`, `severity` or `lvl` (the defaults and the
+/// renamings of the Elastic Common Schema and Google Cloud Logging recipes; a key renamed to
+/// anything else is not found). Text and compact: the first two words (no level with
+/// `with_level(false)`). Timestamps are recognized in RFC 3339 (every [`crate::TimeFormat`]
+/// except a custom one); levels in any case, `WARNING` included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     line: Line,
@@ -84,23 +87,78 @@ fn json_str<'a>(s: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
-fn timestamp(s: &str) -> Option<SystemTime> {
-    let token = if is_json(s) {
-        json_str(s, "timestamp")?
+/// Where the time and the level are looked for, in this order.
+const TIME_KEYS: [&str; 4] = ["timestamp", "@timestamp", "time", "ts"];
+const LEVEL_KEYS: [&str; 4] = ["level", "log.level", "severity", "lvl"];
+
+/// A logfmt line starts with `key=`; a text line with a timestamp (no `=` in it).
+fn is_logfmt(s: &str) -> bool {
+    let first = s.split(' ').next().unwrap_or("");
+    first.contains('=') && !first.starts_with('=')
+}
+
+/// The value of a top-level key of a logfmt line (quotes removed, escapes left as written:
+/// times and levels have none).
+fn logfmt_str<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    let mut rest = s;
+    while !rest.is_empty() {
+        let eq = rest.find('=')?;
+        let (k, after) = (&rest[..eq], &rest[eq + 1..]);
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let b = q.as_bytes();
+            let mut i = 0;
+            while i < b.len() && b[i] != b'"' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            (q.get(..i)?, q.get(i + 1..).unwrap_or(""))
+        } else {
+            match after.find(' ') {
+                Some(sp) => (&after[..sp], &after[sp..]),
+                None => (after, ""),
+            }
+        };
+        if k == key {
+            return Some(value);
+        }
+        rest = next.trim_start_matches(' ');
+    }
+    None
+}
+
+fn find(s: &str, keys: &[&str]) -> Option<String> {
+    if is_json(s) {
+        keys.iter().find_map(|k| json_str(s, k)).map(str::to_string)
+    } else if is_logfmt(s) {
+        keys.iter()
+            .find_map(|k| logfmt_str(s, k))
+            .map(str::to_string)
     } else {
-        s.split(' ').next()?
+        None
+    }
+}
+
+fn timestamp(s: &str) -> Option<SystemTime> {
+    let token = match find(s, &TIME_KEYS) {
+        Some(t) => t,
+        None if !is_json(s) && !is_logfmt(s) => s.split(' ').next()?.to_string(),
+        None => return None,
     };
-    chrono::DateTime::parse_from_rfc3339(token)
+    chrono::DateTime::parse_from_rfc3339(&token)
         .ok()
         .map(SystemTime::from)
 }
 
 fn level(s: &str) -> Option<Level> {
-    let token = if is_json(s) {
-        json_str(s, "level")?
-    } else {
-        s.split(' ').filter(|w| !w.is_empty()).nth(1)?
+    let token = match find(s, &LEVEL_KEYS) {
+        Some(t) => t,
+        None if !is_json(s) && !is_logfmt(s) => {
+            s.split(' ').filter(|w| !w.is_empty()).nth(1)?.to_string()
+        }
+        None => return None,
     };
+    if token.eq_ignore_ascii_case("warning") {
+        return Some(Level::WARN);
+    }
     token.parse().ok()
 }
 
@@ -134,5 +192,32 @@ mod tests {
         assert_eq!((v.timestamp(), v.level()), (None, Some(Level::DEBUG)));
         let n = rec("not a record");
         assert_eq!((n.timestamp(), n.level()), (None, None));
+    }
+
+    #[test]
+    fn renamed_keys_and_logfmt() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_662_888_123_456);
+        let ecs = rec(
+            r#"{"@timestamp":"2026-11-26T03:14:48.123456Z","log.level":"ERROR","message":"m"}"#,
+        );
+        assert_eq!(
+            (ecs.timestamp(), ecs.level()),
+            (Some(t), Some(Level::ERROR))
+        );
+        let gcl = rec(r#"{"time":"2026-11-26T03:14:48.123456Z","severity":"WARNING"}"#);
+        assert_eq!((gcl.timestamp(), gcl.level()), (Some(t), Some(Level::WARN)));
+        let l = rec(
+            r#"timestamp=2026-11-26T03:14:48.123456Z level=INFO target=a message="level=ERROR x" k=v"#,
+        );
+        assert_eq!((l.timestamp(), l.level()), (Some(t), Some(Level::INFO)));
+        let l = rec(r#"msg="a \" level=ERROR" time=2026-11-26T03:14:48.123456Z lvl=debug"#);
+        assert_eq!((l.timestamp(), l.level()), (Some(t), Some(Level::DEBUG)));
+        let compact = rec("2026-11-26T03:14:48.123456Z DEBUG span: t: m k=v");
+        assert_eq!(
+            (compact.timestamp(), compact.level()),
+            (Some(t), Some(Level::DEBUG))
+        );
+        let renamed = rec(r#"{"when":"2026-11-26T03:14:48.123456Z","sev":"INFO"}"#);
+        assert_eq!((renamed.timestamp(), renamed.level()), (None, None));
     }
 }

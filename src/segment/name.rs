@@ -24,6 +24,69 @@ use crate::format::timestamp::{civil, split, TimeZone};
 /// Digits of the sequence number.
 const SEQ_WIDTH: usize = 10;
 
+/// The file extension unless the builder's `file_extension` says otherwise.
+pub(crate) const DEFAULT_EXT: &str = "log";
+
+/// What names are made from: a stem and an extension. A bare `str` or `String` is a stem with
+/// the default extension `log`, so most callers pass `&cfg.stem` whatever its type.
+pub(crate) trait Naming {
+    fn stem(&self) -> &str;
+    fn ext(&self) -> &str {
+        DEFAULT_EXT
+    }
+}
+
+impl Naming for str {
+    fn stem(&self) -> &str {
+        self
+    }
+}
+
+impl Naming for String {
+    fn stem(&self) -> &str {
+        self
+    }
+}
+
+/// A stem with its extension (`app` + `jsonl`: `app.jsonl`, `app.0000000001.<start>.jsonl`).
+/// Reads as the stem (`Deref<Target = str>`, `Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stem {
+    stem: String,
+    ext: String,
+}
+
+impl Stem {
+    pub(crate) fn new(stem: impl Into<String>, ext: impl Into<String>) -> Stem {
+        Stem {
+            stem: stem.into(),
+            ext: ext.into(),
+        }
+    }
+}
+
+impl Naming for Stem {
+    fn stem(&self) -> &str {
+        &self.stem
+    }
+    fn ext(&self) -> &str {
+        &self.ext
+    }
+}
+
+impl std::ops::Deref for Stem {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.stem
+    }
+}
+
+impl std::fmt::Display for Stem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.stem)
+    }
+}
+
 /// A parsed finished-segment name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SegmentName {
@@ -35,12 +98,12 @@ pub(crate) struct SegmentName {
     pub(crate) pending: bool,
 }
 
-pub(crate) fn active(stem: &str) -> String {
-    format!("{stem}.log")
+pub(crate) fn active(s: &(impl Naming + ?Sized)) -> String {
+    format!("{}.{}", s.stem(), s.ext())
 }
 
-pub(crate) fn lock(stem: &str) -> String {
-    format!("{stem}.log.lock")
+pub(crate) fn lock(s: &(impl Naming + ?Sized)) -> String {
+    format!("{}.{}.lock", s.stem(), s.ext())
 }
 
 /// Prefix and suffix of temp files, as handed to `tempfile::Builder`.
@@ -75,16 +138,16 @@ pub(crate) fn label(t: SystemTime, tz: TimeZone) -> String {
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}{zone}")
 }
 
-pub(crate) fn segment(stem: &str, seq: u64, label: &str) -> String {
-    format!("{stem}.{seq:0SEQ_WIDTH$}.{label}.log")
+pub(crate) fn segment(s: &(impl Naming + ?Sized), seq: u64, label: &str) -> String {
+    format!("{}.{seq:0SEQ_WIDTH$}.{label}.{}", s.stem(), s.ext())
 }
 
-pub(crate) fn compressed(stem: &str, seq: u64, label: &str) -> String {
-    format!("{}.gz", segment(stem, seq, label))
+pub(crate) fn compressed(s: &(impl Naming + ?Sized), seq: u64, label: &str) -> String {
+    format!("{}.gz", segment(s, seq, label))
 }
 
-pub(crate) fn pending(stem: &str, seq: u64, label: &str) -> String {
-    format!("{}.pending", segment(stem, seq, label))
+pub(crate) fn pending(s: &(impl Naming + ?Sized), seq: u64, label: &str) -> String {
+    format!("{}.pending", segment(s, seq, label))
 }
 
 /// A segment whose fsync failed: its data was handed to the kernel, but whether it reached
@@ -99,14 +162,14 @@ pub(crate) fn unsynced(final_path: &std::path::Path) -> std::path::PathBuf {
 const UNSYNCED_SUFFIX: &str = ".unsynced";
 
 /// The sequence number of an unsynced segment's name for `stem`.
-pub(crate) fn parse_unsynced(stem: &str, file_name: &str) -> Option<u64> {
-    let n = parse(stem, file_name.strip_suffix(UNSYNCED_SUFFIX)?)?;
+pub(crate) fn parse_unsynced(s: &(impl Naming + ?Sized), file_name: &str) -> Option<u64> {
+    let n = parse(s, file_name.strip_suffix(UNSYNCED_SUFFIX)?)?;
     (!n.compressed && !n.pending).then_some(n.seq)
 }
 
 #[cfg(test)]
 impl SegmentName {
-    pub(crate) fn file_name(&self, stem: &str) -> String {
+    pub(crate) fn file_name(&self, stem: &(impl Naming + ?Sized)) -> String {
         if self.compressed {
             compressed(stem, self.seq, &self.label)
         } else if self.pending {
@@ -119,15 +182,17 @@ impl SegmentName {
 
 /// Parses a finished segment's file name for `stem`; `None` for anything else (the active
 /// file, temp files, other stems, foreign files).
-pub(crate) fn parse(stem: &str, file_name: &str) -> Option<SegmentName> {
-    let rest = file_name.strip_prefix(stem)?.strip_prefix('.')?;
-    let (rest, compressed, pending) = if let Some(r) = rest.strip_suffix(".log.gz") {
-        (r, true, false)
-    } else if let Some(r) = rest.strip_suffix(".log.pending") {
-        (r, false, true)
-    } else {
-        (rest.strip_suffix(".log")?, false, false)
-    };
+pub(crate) fn parse(s: &(impl Naming + ?Sized), file_name: &str) -> Option<SegmentName> {
+    let rest = file_name.strip_prefix(s.stem())?.strip_prefix('.')?;
+    let e = s.ext();
+    let (rest, compressed, pending) =
+        if let Some(r) = rest.strip_suffix(".gz").and_then(|r| strip_ext(r, e)) {
+            (r, true, false)
+        } else if let Some(r) = rest.strip_suffix(".pending").and_then(|r| strip_ext(r, e)) {
+            (r, false, true)
+        } else {
+            (strip_ext(rest, e)?, false, false)
+        };
     let (seq, label) = rest.split_once('.')?;
     if seq.len() < SEQ_WIDTH || !seq.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -143,30 +208,41 @@ pub(crate) fn parse(stem: &str, file_name: &str) -> Option<SegmentName> {
     })
 }
 
-/// The stem a file of some sink belongs to: the active file (`<stem>.log`), its lock
+/// `name` without `.ext` at its end.
+fn strip_ext<'a>(name: &'a str, ext: &str) -> Option<&'a str> {
+    name.strip_suffix(ext)?.strip_suffix('.')
+}
+
+/// The stem a file of some sink with the default extension belongs to: the active file (`<stem>.log`), its lock
 /// (`<stem>.log.lock`) or a segment (`<stem>.<seq>.<start>.log[.gz|.pending]`). A name that is
 /// a segment of one stem and could be the active file of a longer one (`app.0000000001.
 /// 20261126T031448Z.log`) is taken as the segment. `None` for anything else.
 pub(crate) fn stem_of(file_name: &str) -> Option<&str> {
-    if let Some(stem) = segment_stem(file_name) {
+    stem_of_ext(file_name, DEFAULT_EXT)
+}
+
+/// [`stem_of`] for the files of sinks whose extension is `ext`.
+pub(crate) fn stem_of_ext<'a>(file_name: &'a str, ext: &str) -> Option<&'a str> {
+    if let Some(stem) = segment_stem(file_name, ext) {
         return Some(stem);
     }
     let stem = file_name
-        .strip_suffix(".log.lock")
-        .or_else(|| file_name.strip_suffix(".log"))?;
+        .strip_suffix(".lock")
+        .and_then(|n| strip_ext(n, ext))
+        .or_else(|| strip_ext(file_name, ext))?;
     (!stem.is_empty() && !stem.starts_with('.')).then_some(stem)
 }
 
 /// The stem of a segment name, whatever the stem.
-fn segment_stem(file_name: &str) -> Option<&str> {
+fn segment_stem<'a>(file_name: &'a str, ext: &str) -> Option<&'a str> {
     let rest = file_name
         .strip_suffix(".gz")
         .or_else(|| file_name.strip_suffix(".pending"))
-        .unwrap_or(file_name)
-        .strip_suffix(".log")?;
+        .unwrap_or(file_name);
+    let rest = strip_ext(rest, ext)?;
     let (rest, _label) = rest.rsplit_once('.')?;
     let (stem, _seq) = rest.rsplit_once('.')?;
-    (!stem.is_empty() && parse(stem, file_name).is_some()).then_some(stem)
+    (!stem.is_empty() && parse(&Stem::new(stem, ext), file_name).is_some()).then_some(stem)
 }
 
 /// The start time a segment's label names (`20261126T031448Z`, `20261126T084448+0530`).
@@ -240,6 +316,33 @@ mod tests {
     }
 
     #[test]
+    fn other_extensions() {
+        let l = "20261126T031448Z";
+        let jsonl = Stem::new("app", "jsonl");
+        assert_eq!(active(&jsonl), "app.jsonl");
+        assert_eq!(lock(&jsonl), "app.jsonl.lock");
+        assert_eq!(segment(&jsonl, 7, l), format!("app.0000000007.{l}.jsonl"));
+        for name in [
+            segment(&jsonl, 7, l),
+            compressed(&jsonl, 7, l),
+            pending(&jsonl, 7, l),
+        ] {
+            let p = parse(&jsonl, &name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!((p.seq, p.file_name(&jsonl)), (7, name.clone()));
+            // Each extension sees only its own files.
+            assert_eq!(parse("app", &name), None, "{name}");
+        }
+        assert_eq!(parse(&jsonl, &segment("app", 7, l)), None);
+        assert_eq!(parse(&jsonl, &format!("app.0000000007.{l}xjsonl")), None);
+        assert_eq!(parse(&jsonl, &format!("app.0000000007.{l}.xjsonl")), None);
+        assert_eq!(
+            parse_unsynced(&jsonl, &format!("{}.unsynced", segment(&jsonl, 3, l))),
+            Some(3)
+        );
+        assert_eq!(active("app"), "app.log");
+    }
+
+    #[test]
     fn foreign_names_are_not_segments() {
         let l = "20261126T031448Z";
         for n in [
@@ -296,6 +399,22 @@ mod tests {
             ("notes", None),
         ] {
             assert_eq!(stem_of(name), stem, "{name}");
+        }
+    }
+
+    #[test]
+    fn stems_from_names_with_another_extension() {
+        let l = "20261126T031448Z";
+        let jsonl = Stem::new("my.app", "jsonl");
+        for (name, stem) in [
+            ("my.app.jsonl".to_string(), Some("my.app")),
+            ("my.app.jsonl.lock".to_string(), Some("my.app")),
+            (segment(&jsonl, 7, l), Some("my.app")),
+            (compressed(&jsonl, 7, l), Some("my.app")),
+            ("app.log".to_string(), None),
+            (segment("app", 7, l), None),
+        ] {
+            assert_eq!(stem_of_ext(&name, "jsonl"), stem, "{name}");
         }
     }
 

@@ -250,7 +250,7 @@ impl Writer {
             internal: true,
             ..Default::default()
         };
-        crate::format::Timed::new(&body, Some(time_at)).write(fmt, &mut chunk.data, stamp.wall);
+        crate::format::Timed::new(&body, time_at).write(fmt, &mut chunk.data, stamp.wall);
         // The layer's rule for events: at or above the fsync level.
         let urgent = self.cfg.urgent_level().is_some_and(|l| level <= l);
         chunk.mark(stamp.key, urgent);

@@ -41,6 +41,10 @@ struct Target {
     /// The sink's stem (`app` for app.log). Default: the only stem found in DIR.
     #[arg(long, value_name = "NAME")]
     stem: Option<String>,
+    /// The extension of the sink's files, as given to `Builder::file_extension` (`jsonl` for
+    /// app.jsonl).
+    #[arg(long, value_name = "EXT", default_value = "log")]
+    extension: String,
 }
 
 #[derive(Subcommand)]
@@ -139,13 +143,17 @@ fn open(t: &Target) -> io::Result<LogDir> {
     let stem = match &t.stem {
         Some(s) => s.clone(),
         None => {
-            let stems = LogDir::stems(&t.dir)?;
+            let stems = LogDir::stems_with_extension(&t.dir, &t.extension)?;
             match stems.as_slice() {
                 [one] => one.clone(),
                 [] => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
-                        format!("no tracing-filesink files in {}", t.dir.display()),
+                        format!(
+                            "no tracing-filesink files ending in .{} in {}",
+                            t.extension,
+                            t.dir.display()
+                        ),
                     ))
                 }
                 several => {
@@ -161,7 +169,7 @@ fn open(t: &Target) -> io::Result<LogDir> {
             }
         }
     };
-    Ok(LogDir::open(&t.dir, stem)?)
+    Ok(LogDir::open(&t.dir, stem)?.with_extension(&t.extension))
 }
 
 fn keep(

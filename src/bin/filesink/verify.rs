@@ -1,5 +1,6 @@
-//! `filesink verify`: every finished segment complete and readable, no hole in the numbers
-//! other than at the oldest end (retention), no segment present twice.
+//! `filesink verify`: every finished segment complete and readable, every line valid JSON or
+//! logfmt when the stem writes one of those (text layouts have no syntax to check), no hole
+//! in the numbers other than at the oldest end (retention), no segment present twice.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -14,7 +15,7 @@ const MAX_LINE_REPORTS: usize = 10;
 /// Prints one line per problem; returns how many.
 pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<u64> {
     let segs = logs.segments()?;
-    let json = is_json(&segs);
+    let layout = layout(&segs);
     let mut problems = 0u64;
     let mut report = |out: &mut dyn Write, msg: String| -> io::Result<()> {
         problems += 1;
@@ -38,10 +39,21 @@ pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<u64> {
         let mut last = None;
         let error = scan(s, |offset, line, complete| {
             last = Some((offset, complete));
-            if json && complete {
-                if let Err(e) = serde_json::from_slice::<serde_json::Value>(line) {
-                    bad_lines.push((offset, e));
+            if !complete {
+                return;
+            }
+            match layout {
+                Layout::Json => {
+                    if let Err(e) = serde_json::from_slice::<serde_json::Value>(line) {
+                        bad_lines.push((offset, format!("invalid JSON: {e}")));
+                    }
                 }
+                Layout::Logfmt => {
+                    if let Err(e) = logfmt_check(line) {
+                        bad_lines.push((offset, format!("invalid logfmt: {e}")));
+                    }
+                }
+                Layout::Text => {}
             }
         })?;
         if let Some((offset, e)) = error {
@@ -64,7 +76,7 @@ pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<u64> {
         }
         let n = bad_lines.len();
         for (offset, e) in bad_lines.into_iter().take(MAX_LINE_REPORTS) {
-            report(out, format!("{path}: offset {offset}: invalid JSON: {e}"))?;
+            report(out, format!("{path}: offset {offset}: {e}"))?;
         }
         if n > MAX_LINE_REPORTS {
             report(
@@ -153,16 +165,82 @@ pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<u64> {
     Ok(problems)
 }
 
-/// JSON when the first line found starts with `{` (the sink writes one format per stem).
-fn is_json(segs: &[SegmentFile]) -> bool {
-    segs.iter()
-        .rev()
-        .find_map(|s| first_byte(s).ok().flatten())
-        .is_some_and(|b| b == b'{')
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Json,
+    Logfmt,
+    Text,
 }
 
-fn first_byte(s: &SegmentFile) -> io::Result<Option<u8>> {
-    let mut b = [0u8; 1];
+/// From the newest file's first bytes (the sink writes one format per stem): JSON starts with
+/// `{`, logfmt with `key=`, the text layouts with a timestamp.
+fn layout(segs: &[SegmentFile]) -> Layout {
+    let head = segs
+        .iter()
+        .rev()
+        .find_map(|s| first_bytes(s).ok().filter(|b| !b.is_empty()));
+    match head {
+        Some(b) if b[0] == b'{' => Layout::Json,
+        Some(b) => {
+            let word = b.split(|&c| c == b' ' || c == b'\n').next().unwrap_or(&[]);
+            if word.iter().skip(1).any(|&c| c == b'=') {
+                Layout::Logfmt
+            } else {
+                Layout::Text
+            }
+        }
+        None => Layout::Text,
+    }
+}
+
+fn first_bytes(s: &SegmentFile) -> io::Result<Vec<u8>> {
+    let mut b = [0u8; 256];
     let n = s.open()?.read(&mut b)?;
-    Ok((n == 1).then_some(b[0]))
+    Ok(b[..n].to_vec())
+}
+
+/// A logfmt line as the sink writes it: `key=value` pairs separated by one space, a value
+/// bare or a quoted string with JSON's escapes.
+fn logfmt_check(line: &[u8]) -> Result<(), String> {
+    let mut i = 0;
+    while i < line.len() {
+        let k0 = i;
+        while i < line.len() && line[i] != b'=' {
+            if line[i] <= b' ' || line[i] == b'"' {
+                return Err(format!("byte {i}: {:?} in a key", line[i] as char));
+            }
+            i += 1;
+        }
+        if i == k0 || i == line.len() {
+            return Err(format!("byte {k0}: a key without `=value`"));
+        }
+        i += 1;
+        if line.get(i) == Some(&b'"') {
+            let v0 = i;
+            i += 1;
+            while i < line.len() && line[i] != b'"' {
+                i += if line[i] == b'\\' { 2 } else { 1 };
+            }
+            if i >= line.len() {
+                return Err(format!("byte {v0}: an unterminated quoted value"));
+            }
+            serde_json::from_slice::<String>(&line[v0..=i])
+                .map_err(|e| format!("byte {v0}: a quoted value: {e}"))?;
+            i += 1;
+        } else {
+            while i < line.len() && line[i] != b' ' {
+                if line[i] < b' ' || line[i] == b'"' || line[i] == b'=' {
+                    return Err(format!("byte {i}: {:?} in a bare value", line[i] as char));
+                }
+                i += 1;
+            }
+        }
+        if i < line.len() {
+            i += 1; // the space
+            if i == line.len() || line[i] == b' ' {
+                return Err(format!("byte {i}: an empty pair"));
+            }
+        }
+    }
+    Ok(())
 }
