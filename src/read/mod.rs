@@ -24,10 +24,12 @@
 //! file once opened is read to its end whatever happens to its name.
 
 mod follow;
+mod gz;
 mod record;
+mod shelf;
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -99,22 +101,21 @@ impl SegmentFile {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// Opens the file for reading its lines: a `.gz` is decompressed (every gzip member, CRC
-    /// and length checked at the end of each).
+    /// Opens the file for reading its lines: a `.gz` is decompressed. Every gzip member is
+    /// checked (CRC32 and length) *before* any of its bytes are returned: a damaged member
+    /// yields nothing, and the read ends with an error that names the decompressed offset
+    /// where that member starts.
     pub fn open(&self) -> Result<Box<dyn Read + Send>, Error> {
         let f = File::open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
-        Ok(decoder(f, self.kind))
+        decoder(f, self.kind).map_err(|e| Error::io("read", &self.path, e))
     }
 }
 
-fn decoder(f: File, kind: SegmentKind) -> Box<dyn Read + Send> {
+fn decoder(f: File, kind: SegmentKind) -> io::Result<Box<dyn Read + Send>> {
     if kind == SegmentKind::Compressed {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            64 * 1024,
-            f,
-        )))
+        gz::checked(f)
     } else {
-        Box::new(f)
+        Ok(Box::new(f))
     }
 }
 
