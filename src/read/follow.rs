@@ -475,7 +475,10 @@ impl Follower {
             let listed = match self.logs.list(false) {
                 Ok(l) => l,
                 // The directory is not there (yet, or any more): nothing to read.
-                Err(e) if e.io_error().is_some_and(|e| e.kind() == io::ErrorKind::NotFound) => {
+                Err(e)
+                    if e.io_error()
+                        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound) =>
+                {
                     Vec::new()
                 }
                 Err(e) => return Err(Failure::Stuck(e)),

@@ -8,28 +8,46 @@ use tracing::Level;
 use super::Line;
 
 /// A record read back: the line as written, with its timestamp and level when the line has
-/// them where the sink writes them (JSON: the `timestamp` and `level` keys; text: the first
-/// two words). Timestamps are recognized in RFC 3339 (every [`crate::TimeFormat`] except a
-/// custom one).
+/// them where the sink writes them (JSON: the `timestamp` and `level` keys; text: the level
+/// is the first word that is a level name, and the timestamp is everything before it, so a
+/// custom time format may contain spaces). Timestamps are recognized in RFC 3339 (every
+/// [`crate::TimeFormat`] except a custom one); for a custom one,
+/// [`Record::timestamp_text`] gives the text as written, to parse with the same format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     line: Line,
     timestamp: Option<SystemTime>,
+    /// Where the timestamp's text is in the line.
+    timestamp_at: Option<(usize, usize)>,
     level: Option<Level>,
 }
 
 impl Record {
     /// Picks the timestamp and level out of `line`.
     pub fn parse(line: Line) -> Record {
-        let (timestamp, level) = match line.as_str() {
-            Some(s) => (timestamp(s), level(s)),
+        let (timestamp_at, level) = match line.as_str() {
+            Some(s) if is_json(s) => (json_str(s, "timestamp"), json_str(s, "level")),
+            Some(s) => text_fields(s),
             None => (None, None),
         };
+        let text =
+            |at: Option<(usize, usize)>| at.and_then(|(a, b)| line.as_str().map(|s| &s[a..b]));
+        let timestamp = text(timestamp_at)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(SystemTime::from);
+        let level = text(level).and_then(|l| l.parse().ok());
         Record {
             line,
             timestamp,
+            timestamp_at,
             level,
         }
+    }
+    /// The timestamp as written (for a custom time format, which [`Record::timestamp`] does
+    /// not read); `None` if the line has none where the sink writes it.
+    pub fn timestamp_text(&self) -> Option<&str> {
+        let (a, b) = self.timestamp_at?;
+        Some(&self.line.as_str()?[a..b])
     }
     /// The line as written.
     pub fn line(&self) -> &Line {
@@ -59,9 +77,9 @@ fn is_json(s: &str) -> bool {
     s.starts_with('{')
 }
 
-/// The value of a top-level string key in a JSON line written by the sink (the key is found
-/// outside string values, which the sink escapes).
-fn json_str<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+/// Where the value of a top-level string key is in a JSON line written by the sink (the key
+/// is found outside string values, which the sink escapes).
+fn json_str(s: &str, key: &str) -> Option<(usize, usize)> {
     let pat = format!("\"{key}\":\"");
     let bytes = s.as_bytes();
     let mut from = 0;
@@ -76,32 +94,33 @@ fn json_str<'a>(s: &'a str, key: &str) -> Option<&'a str> {
             % 2
             == 1;
         if !escaped {
-            let rest = &s[at + pat.len()..];
-            return rest.find('"').map(|end| &rest[..end]);
+            let start = at + pat.len();
+            return s[start..].find('"').map(|end| (start, start + end));
         }
         from = at + pat.len();
     }
     None
 }
 
-fn timestamp(s: &str) -> Option<SystemTime> {
-    let token = if is_json(s) {
-        json_str(s, "timestamp")?
-    } else {
-        s.split(' ').next()?
-    };
-    chrono::DateTime::parse_from_rfc3339(token)
-        .ok()
-        .map(SystemTime::from)
-}
-
-fn level(s: &str) -> Option<Level> {
-    let token = if is_json(s) {
-        json_str(s, "level")?
-    } else {
-        s.split(' ').filter(|w| !w.is_empty()).nth(1)?
-    };
-    token.parse().ok()
+/// A text line is `<timestamp> <LEVEL> <target>: <message>`, the level padded to five
+/// characters: the level is the first word that is a level name, the timestamp everything
+/// before it.
+fn text_fields(s: &str) -> (Option<(usize, usize)>, Option<(usize, usize)>) {
+    let mut at = 0;
+    for word in s.split(' ') {
+        let start = at;
+        at += word.len() + 1;
+        if start > 0 && matches!(word, "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR") {
+            let ts = s[..start].trim_end_matches(' ');
+            let ts = (!ts.is_empty()).then_some((0, ts.len()));
+            return (ts, Some((start, start + word.len())));
+        }
+        // Past the target (`target: `): the message may name a level.
+        if word.ends_with(':') && start > 0 {
+            break;
+        }
+    }
+    (None, None)
 }
 
 #[cfg(test)]
@@ -134,5 +153,13 @@ mod tests {
         assert_eq!((v.timestamp(), v.level()), (None, Some(Level::DEBUG)));
         let n = rec("not a record");
         assert_eq!((n.timestamp(), n.level()), (None, None));
+        // A custom time format with spaces, in text: the level is still found, and the
+        // timestamp's text is handed back whole.
+        let c = rec("26/11/2026 03:14:48.123 +0000  WARN my::target: says INFO");
+        assert_eq!(c.level(), Some(Level::WARN));
+        assert_eq!(c.timestamp(), None);
+        assert_eq!(c.timestamp_text(), Some("26/11/2026 03:14:48.123 +0000"));
+        let j = rec(r#"{"timestamp":"26/11/2026 03:14:48","level":"INFO"}"#);
+        assert_eq!(j.timestamp_text(), Some("26/11/2026 03:14:48"));
     }
 }
