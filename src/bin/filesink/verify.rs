@@ -20,7 +20,7 @@ const MAX_LINE_REPORTS: usize = 10;
 
 /// The message of the record startup recovery writes when it seals an active file that ends
 /// with a torn line; its `segment` field names the segment.
-pub(crate) const SEALED_TORN: &str = "recovery: sealed the active file as it was";
+pub(crate) const SEALED_TORN: &str = "recovery: sealed a file as it was, with a torn last line";
 
 /// What checking one file found.
 enum Checked {
