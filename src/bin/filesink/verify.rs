@@ -72,7 +72,13 @@ impl Verify {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checked::Gone),
             Err(e) => {
                 self.checked += 1;
-                self.report(out, format!("{path}: offset 0: cannot read: {e}"))?;
+                // The error names the path again: only its cause is added.
+                let cause = e
+                    .get_ref()
+                    .and_then(|r| r.downcast_ref::<tracing_filesink::Error>())
+                    .and_then(|x| x.io_error())
+                    .map_or_else(|| e.to_string(), ToString::to_string);
+                self.report(out, format!("{path}: offset 0: cannot read: {cause}"))?;
                 return Ok(Checked::Read);
             }
         };
