@@ -160,12 +160,14 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
             notes.insert(0, torn_note(seq, torn));
         }
     }
-    let actions = temps_removed + gz_kept + gz_removed + links_released + pending_finished + sealed;
+    let repairs = temps_removed + gz_kept + gz_removed + links_released + pending_finished;
+    let actions = repairs + sealed;
     if actions > 0 {
         fs.sync_dir(&cfg.dir)
             .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
     }
-    if actions > 0 {
+    // A seal has its own record.
+    if repairs > 0 {
         notes.push((
             "recovery: repaired files left by an earlier run".to_string(),
             vec![
