@@ -491,12 +491,13 @@ fn an_unreadable_active_file_is_one_error() {
     std::fs::write(d.join(format!("app.0000000001.{L1}.log")), b"one\n").unwrap();
     std::fs::create_dir(d.join("app.log")).unwrap();
     let logs = LogDir::open(d, "app").unwrap();
-    let all: Vec<_> = logs.lines().unwrap().collect();
-    assert_eq!(all.len(), 2, "{all:?}");
+    // At most 100: the reader used to return the same error forever.
+    let all: Vec<_> = logs.lines().unwrap().take(100).collect();
+    assert_eq!(all.len(), 2, "{:?}", &all[..all.len().min(3)]);
     assert_eq!(all[0].as_ref().unwrap().as_str(), Some("one"));
     let e = all[1].as_ref().unwrap_err();
     assert_eq!(e.path(), Some(d.join("app.log").as_path()), "{e}");
-    assert_eq!(logs.lines().unwrap().flatten().count(), 1);
+    assert_eq!(logs.lines().unwrap().take(100).flatten().count(), 1);
 
     let mut f = logs.follow().unwrap();
     assert_eq!(f.poll().unwrap().unwrap().as_str(), Some("one"));
@@ -518,10 +519,9 @@ fn a_damaged_gz_yields_no_line_of_the_bad_member() {
     let d = tmp.path();
     let body: String = (0..2000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
     let mut z = gz(body.as_bytes());
-    let at = z.len() / 2;
-    for x in &mut z[at..at + 4] {
-        *x = !*x;
-    }
+    // The CRC32 in the trailer: every byte inflates, and only the check at the end fails.
+    let crc = z.len() - 8;
+    z[crc] ^= 0xff;
     let bad = format!("app.0000000001.{L1}.log.gz");
     std::fs::write(d.join(&bad), z).unwrap();
     std::fs::write(d.join(format!("app.0000000002.{L1}.log")), b"two\n").unwrap();
