@@ -719,7 +719,7 @@ fn verify_on_a_live_directory_is_clean() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     tracing::info!(i, pad = "v".repeat(200).as_str(), "event");
                     i += 1;
-                    if i % 64 == 0 {
+                    if i.is_multiple_of(64) {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }

@@ -18,7 +18,7 @@ pub struct Record {
     line: Line,
     timestamp: Option<SystemTime>,
     /// Where the timestamp's text is in the line.
-    timestamp_at: Option<(usize, usize)>,
+    timestamp_at: Option<Span>,
     level: Option<Level>,
 }
 
@@ -77,9 +77,12 @@ fn is_json(s: &str) -> bool {
     s.starts_with('{')
 }
 
+/// Where a piece of a line is: start and end byte offsets.
+type Span = (usize, usize);
+
 /// Where the value of a top-level string key is in a JSON line written by the sink (the key
 /// is found outside string values, which the sink escapes).
-fn json_str(s: &str, key: &str) -> Option<(usize, usize)> {
+fn json_str(s: &str, key: &str) -> Option<Span> {
     let pat = format!("\"{key}\":\"");
     let bytes = s.as_bytes();
     let mut from = 0;
@@ -105,7 +108,7 @@ fn json_str(s: &str, key: &str) -> Option<(usize, usize)> {
 /// A text line is `<timestamp> <LEVEL> <target>: <message>`, the level padded to five
 /// characters: the level is the first word that is a level name, the timestamp everything
 /// before it.
-fn text_fields(s: &str) -> (Option<(usize, usize)>, Option<(usize, usize)>) {
+fn text_fields(s: &str) -> (Option<Span>, Option<Span>) {
     let mut at = 0;
     for word in s.split(' ') {
         let start = at;
