@@ -97,14 +97,6 @@ enum Failure {
     Stuck(Error),
 }
 
-impl Failure {
-    fn into_error(self) -> Error {
-        match self {
-            Failure::File(e) | Failure::Stuck(e) => e,
-        }
-    }
-}
-
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         Failure::Stuck(e)
@@ -244,7 +236,8 @@ impl Follower {
         if start == Start::End {
             // The active file is taken now, so the lines logged from here on are read even
             // if it is rotated before the first poll; a file created later is new as a whole.
-            if let Some(s) = f.seek().map_err(Failure::into_error)? {
+            // One that cannot be read now is reported by the first poll.
+            if let Ok(Some(s)) = f.seek() {
                 f.state = s;
             }
             f.skip_first_active = false;
@@ -364,7 +357,8 @@ impl Follower {
                 // Plain first, then its `.gz` copy: the plain file may be compressed and
                 // removed between the listing and the open.
                 let mut failed = None;
-                for seg in names {
+                // (Only names: an entry the shelf stood in for has none.)
+                for seg in names.into_iter().filter(|s| !s.file_name.is_empty()) {
                     match File::open(&seg.path) {
                         Ok(file) => {
                             return self
