@@ -41,8 +41,13 @@ pub(super) enum Start {
 /// Follows a sink's files as it writes and rotates them, like `tail -F` but loss-free: every
 /// complete line once, in write order, across rotations, compression and retention.
 ///
-/// As an [`Iterator`] it blocks (polling every [`Follower::poll_interval`]) and never ends;
-/// [`Follower::poll`] returns at once.
+/// As an [`Iterator`] it blocks and never ends; [`Follower::poll`] returns at once. With the
+/// `notify` feature a watcher thread opens each new segment the moment a file-system event
+/// says a rotation named it, and holds it until it is read (256 files at most), so a follower
+/// that falls behind for a while is not overtaken by compression and retention, and a wait
+/// ends at the next event; without it (or where the platform refuses the watch) it looks
+/// every [`Follower::poll_interval`]. A segment removed before the follower could open it is
+/// reported by an error naming its number, never skipped in silence.
 ///
 /// ```no_run
 /// use tracing_filesink::read::LogDir;

@@ -19,9 +19,15 @@
 //!
 //! The order comes from the names alone (the sequence number), never from file times; a
 //! segment found both plain and compressed (a compression that finished but did not get to
-//! remove its source) is read once. Reading is safe while the sink runs: a segment compressed
-//! or deleted between the listing and the read is found under its new name or skipped, and a
-//! file once opened is read to its end whatever happens to its name.
+//! remove its source) is read once. Reading is safe while the sink runs: every segment is
+//! opened as soon as it is seen (with the `notify` feature a follower sees each one the moment
+//! a rotation names it) and a file once opened is read to its end whatever happens to its
+//! names; a segment compressed before it was opened is read as its `.gz`.
+//!
+//! Errors are per file: a file that cannot be opened or read is named by one error and the
+//! next file follows; a hole in the sequence numbers (a segment removed before it could be
+//! read, or missing from the middle) is one error naming the numbers. No line of a `.gz`
+//! member whose CRC32 or length check fails is ever returned.
 
 mod follow;
 mod gz;
@@ -151,9 +157,11 @@ impl Line {
     pub fn offset(&self) -> u64 {
         self.offset
     }
-    /// False for a last line without its newline at the end of a finished segment (a torn
-    /// line: only damage makes one; `verify` reports it). An incomplete line at the end of
-    /// the active file is still being written and is never returned.
+    /// False for a last line without its newline at the end of a finished segment: a record
+    /// a crash tore, in a file that startup recovery then sealed as it was (a record in the
+    /// next file names the segment), or damage. It is a fragment, not a record: `filesink
+    /// cat` and `follow` never print it. An incomplete line at the end of the active file is
+    /// still being written and is never returned.
     pub fn is_complete(&self) -> bool {
         self.complete
     }
