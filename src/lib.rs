@@ -42,7 +42,8 @@
 //!   are escaped in every string, in every format.
 //! - **Crash safety.** A segment gets its final name only after it was fsynced, and renames
 //!   never replace anything; compression goes through a verified temp file; startup recovery
-//!   removes temp files, trims a torn last line and finishes interrupted work.
+//!   removes temp files, seals a file with a torn last line as it is (never shrinking a file
+//!   a reader may have read) and finishes interrupted work.
 //!   See `docs/guarantees.md`.
 //! - **Nothing is lost at exit.** By default an `atexit` handler flushes and fsyncs every sink
 //!   when the process returns from `main` or calls `std::process::exit`, wherever the guard
@@ -79,8 +80,11 @@
 //!
 //! `build()` repairs what a crash left in this stem's files before writing: temp files are
 //! removed, a segment found both plain and compressed keeps the verified copy, a segment whose
-//! finishing was cut short is finished, a torn last line is trimmed. One WARN record in the
-//! log says what was done; [`Stats::recovery_actions`] counts it.
+//! finishing was cut short is finished, an active file whose last line a crash tore is sealed
+//! as it is (renamed like any rotation: a shipper never sees it shrink) and a fresh one
+//! started. WARN records in the log say what was done (one names each torn segment);
+//! [`Stats::recovery_actions`] counts it. Readers return the fragment marked torn, never as
+//! a record.
 //!
 //! # Performance
 //!
@@ -117,7 +121,11 @@
 //!
 //! - `test-util`: exposes `ManualClock` and `Builder::clock`, the seam
 //!   for testing time rotation without sleeping.
-//! - `cli`: builds the `filesink` command (`cargo install tracing-filesink --features cli`).
+//! - `cli`: builds the `filesink` command (from a checkout: `cargo install --path .
+//!   --features cli`). Enables `notify`.
+//! - `notify`: the follower ([`read::LogDir::follow`]) opens each new segment the moment a
+//!   file-system event (inotify, kqueue, ReadDirectoryChangesW) says it appeared, so quick
+//!   retention cannot remove it first; without it the follower looks when polled.
 //! - `opentelemetry`: [`Builder::with_opentelemetry_ids`], the OpenTelemetry `trace_id` and
 //!   `span_id` of the event's span on every record, read from a `tracing-opentelemetry`
 //!   (0.34) layer in the same subscriber.

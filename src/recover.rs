@@ -8,12 +8,19 @@
 //! - an active file that is also a segment's name, or a pending name that is also its final
 //!   name (the link-then-unlink rename of the BSDs, or of file systems without
 //!   `RENAME_NOREPLACE`, cut short), is released from the earlier name;
-//! - a sealed segment whose finishing was cut short (`.log.pending`) gets its torn tail
-//!   trimmed (possible only after a power loss), is fsynced and renamed to its final name;
-//! - a partial last line of the active file is trimmed (in `segment::open_active`).
+//! - a sealed segment whose finishing was cut short (`.log.pending`) is fsynced and renamed to
+//!   its final name as it is (a torn tail there is possible only after a power loss);
+//! - an active file whose last line a crash tore is sealed as it is: fsynced and renamed to
+//!   the next segment name, and a fresh active file started.
 //!
-//! What was done is counted in stats and reported by one record in the log.
+//! No byte a reader may already have read is removed or rewritten: a shipper that read the
+//! torn fragment sees the file renamed, as at any rotation, never shrunk. Each file sealed
+//! with a torn last line is reported by a record naming it ([`segment::SEALED_TORN_NOTE`],
+//! fields `segment` and `torn_bytes`), the first record of the new active file; a start
+//! killed before it wrote that record has its successor write it (the newest segment torn,
+//! the active file empty). The rest is counted in stats and reported by one record.
 
+use std::io;
 use std::sync::atomic::AtomicBool;
 
 use crate::config::Config;
@@ -95,6 +102,13 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
         }
     }
     let mut pending_finished = 0u64;
+    let mut notes = Vec::new();
+    let torn_note = |seq: u64, bytes: u64| {
+        (
+            segment::SEALED_TORN_NOTE.to_string(),
+            vec![("segment", seq), ("torn_bytes", bytes)],
+        )
+    };
     for (seq, seg) in &scan.segments {
         if seg.pending.is_none() || seg.is_finished() {
             continue;
@@ -104,22 +118,56 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
         let mut file = fs
             .open_append(&pending, cfg.file_mode)
             .map_err(|e| Error::io("open sealed segment", &pending, e))?;
-        let len = file.len().map_err(|e| Error::io("stat", &pending, e))?;
-        segment::trim_torn_tail(&mut *file, len)
-            .map_err(|e| Error::io("trim torn tail", &pending, e))?;
+        let torn = torn_bytes(&*file).map_err(|e| Error::io("read", &pending, e))?;
         file.sync().map_err(|e| Error::io("fsync", &pending, e))?;
         drop(file);
         fs.rename_noreplace(&pending, &fin)
             .map_err(|e| Error::io("rename sealed segment", &fin, e))?;
         pending_finished += 1;
+        if torn > 0 {
+            notes.push(torn_note(*seq, torn));
+        }
     }
-    let actions = temps_removed + gz_kept + gz_removed + links_released + pending_finished;
+    let mut next_seq = scan.next_seq();
+    let mut sealed = 0u64;
+    // The newest segment found: if a crash tore its last line, the record saying so is owed
+    // unless the active file (the file after it) begins with it. A start killed between
+    // sealing a torn active file and writing that record leaves exactly this.
+    let newest = scan.segments.iter().next_back().and_then(|(&seq, seg)| {
+        let path = cfg.path(&name::segment(&cfg.stem, seq, &seg.label));
+        let file = fs.open_read(&path).ok()?;
+        let torn = torn_bytes(&*file).ok()?;
+        (torn > 0).then_some((seq, torn))
+    });
+    let mut head = Vec::new();
+    if scan.active.is_some() {
+        let mut file = fs
+            .open_append(&cfg.active_path, cfg.file_mode)
+            .map_err(|e| Error::io("open active file", &cfg.active_path, e))?;
+        head = read_head(&*file);
+        let torn = torn_bytes(&*file).map_err(|e| Error::io("read", &cfg.active_path, e))?;
+        if torn > 0 {
+            let seq = seal_torn(cfg, &mut *file, &mut next_seq)?;
+            notes.push(torn_note(seq, torn));
+            sealed += 1;
+        }
+    }
+    if let Some((seq, torn)) = newest {
+        let noted = notes
+            .iter()
+            .any(|(_, f)| f.first() == Some(&("segment", seq)));
+        if !noted && !names_sealed_torn(&head, seq) {
+            notes.insert(0, torn_note(seq, torn));
+        }
+    }
+    let repairs = temps_removed + gz_kept + gz_removed + links_released + pending_finished;
+    let actions = repairs + sealed;
     if actions > 0 {
         fs.sync_dir(&cfg.dir)
             .map_err(|e| Error::io("fsync directory", &cfg.dir, e))?;
     }
-    let mut notes = Vec::new();
-    if actions > 0 {
+    // A seal has its own record.
+    if repairs > 0 {
         notes.push((
             "recovery: repaired files left by an earlier run".to_string(),
             vec![
@@ -131,8 +179,77 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
         ));
     }
     Ok(Recovered {
-        next_seq: scan.next_seq(),
+        next_seq,
         actions,
         notes,
     })
+}
+
+/// The first 4 KiB of a file, up to its last complete line: where the records of a start
+/// are.
+fn read_head(file: &dyn crate::fs::FileHandle) -> Vec<u8> {
+    let mut buf = vec![0u8; 4096];
+    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+    buf.truncate(n);
+    let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    buf.truncate(end);
+    buf
+}
+
+/// Whether `head` holds a complete record saying segment `seq` was sealed torn (JSON
+/// `"segment":N` or text `segment=N`).
+fn names_sealed_torn(head: &[u8], seq: u64) -> bool {
+    let text = String::from_utf8_lossy(head);
+    text.lines()
+        .filter(|l| l.contains(segment::SEALED_TORN_NOTE))
+        .any(|l| {
+            [format!("\"segment\":{seq}"), format!("segment={seq}")]
+                .iter()
+                .any(|pat| {
+                    l.match_indices(pat.as_str())
+                        .any(|(i, _)| !l[i + pat.len()..].starts_with(|c: char| c.is_ascii_digit()))
+                })
+        })
+}
+
+/// Bytes of a last line without its newline (0 if the file ends with one, or is empty).
+fn torn_bytes(file: &dyn crate::fs::FileHandle) -> io::Result<u64> {
+    let size = file.len()?;
+    Ok(size - segment::torn_tail_start(file, size)?)
+}
+
+/// Seals the active file as it is: fsync, then a rename (never replacing anything) to the next
+/// free segment name, named after its first record. Returns the number it got.
+fn seal_torn(
+    cfg: &Config,
+    file: &mut dyn crate::fs::FileHandle,
+    next_seq: &mut u64,
+) -> Result<u64, Error> {
+    let path = &cfg.active_path;
+    file.sync().map_err(|e| Error::io("fsync", path, e))?;
+    let now = cfg.formatter.now();
+    let opened = segment::first_timestamp(file).unwrap_or(now).min(now);
+    let label = name::label(opened, cfg.time_zone);
+    for _ in 0..1000 {
+        let seq = *next_seq;
+        let Some(next) = seq.checked_add(1) else {
+            break;
+        };
+        *next_seq = next;
+        let fin = cfg.path(&name::segment(&cfg.stem, seq, &label));
+        let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
+        if cfg.fs.identity(&gz).is_ok() || cfg.fs.identity(&fin).is_ok() {
+            continue;
+        }
+        match cfg.fs.rename_noreplace(path, &fin) {
+            Ok(()) => return Ok(seq),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("seal torn active file", &fin, e)),
+        }
+    }
+    Err(Error::io(
+        "seal torn active file",
+        path,
+        io::Error::new(io::ErrorKind::AlreadyExists, "no free segment name"),
+    ))
 }

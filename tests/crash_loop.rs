@@ -4,7 +4,7 @@
 //! each time, then checks every guarantee over all files: no temp, pending or unknown file
 //! after a clean restart, every `.gz` valid, no torn line, no duplicate, every acknowledged
 //! event present, each thread's events in order, and every torn tail seen after a kill
-//! reported by a recovery record of the next start.
+//! reported by a recovery record of the next start (which seals that file as it is).
 //!
 //! The child is this test binary re-executed on the ignored test `crash_loop_child`, which
 //! does nothing unless `CRASH_LOOP_DIR` is set. Seed: `CRASH_LOOP_SEED` replays a run.
@@ -283,9 +283,9 @@ fn crash_loop() {
             // The sink's own records (recovery, drops).
             if f["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("trimmed a torn last line"))
+                .is_some_and(|m| m.starts_with(fault_support::SEALED_TORN))
             {
-                unowned.push(f["trimmed_bytes"].as_u64().unwrap_or(0));
+                unowned.push(f["torn_bytes"].as_u64().unwrap_or(0));
             }
             continue;
         };
@@ -324,8 +324,8 @@ fn crash_loop() {
     assert_eq!(
         unreported,
         0,
-        "seed {seed}: {unreported} of {} torn tails left by kills were trimmed without a \
-         recovery record (torn: {torn:?}; trim records by the run after them: {trims:?})",
+        "seed {seed}: {unreported} of {} torn tails left by kills were sealed without a \
+         recovery record (torn: {torn:?}; seal records by the run after them: {trims:?})",
         torn.len()
     );
     let mut acked_total = 0u64;

@@ -23,16 +23,21 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// The lines, and each error as `!` followed by its message.
 fn texts(logs: &LogDir) -> Vec<String> {
     logs.lines()
         .unwrap()
-        .map(|l| l.unwrap().as_str().unwrap().to_string())
+        .map(|l| match l {
+            Ok(l) => l.as_str().unwrap().to_string(),
+            Err(e) => format!("!{e}"),
+        })
         .collect()
 }
 
 /// A hand-made directory: the order comes from the sequence numbers, whatever the labels,
 /// the kinds and the length of the numbers; a segment present plain and compressed is read
-/// once; other stems and foreign files are ignored.
+/// once; other stems and foreign files are ignored; the hole between 12 and 12345678901 is
+/// reported once, where it is.
 #[test]
 fn segments_and_lines_in_write_order() {
     let tmp = tempfile::tempdir().unwrap();
@@ -72,8 +77,14 @@ fn segments_and_lines_in_write_order() {
         Some(common::at("2026-11-26T04:14:48Z"))
     );
     assert_eq!(segs[1].start_label(), Some(L1));
+    let got = texts(&logs);
+    assert_eq!(got.len(), 8, "{got:?}");
+    assert!(
+        got[4].starts_with('!') && got[4].contains("segments 13..=12345678900 were removed"),
+        "{got:?}"
+    );
     assert_eq!(
-        texts(&logs),
+        [&got[..4], &got[5..]].concat(),
         ["nine", "ten", "eleven", "twelve", "big", "active 1", "active 2"]
     );
     assert_eq!(
@@ -81,7 +92,7 @@ fn segments_and_lines_in_write_order() {
         ["app".to_string(), "app-worker".to_string()]
     );
 
-    let recs: Vec<_> = logs.records().unwrap().map(Result::unwrap).collect();
+    let recs: Vec<_> = logs.records().unwrap().filter_map(Result::ok).collect();
     assert_eq!(recs.len(), 7);
     assert_eq!(recs[1].line().seq(), Some(10));
     assert_eq!(recs[5].line().seq(), None);
@@ -395,4 +406,190 @@ fn reader_types_are_send() {
     send_sync::<tracing_filesink::read::Line>();
     send_sync::<tracing_filesink::read::Record>();
     send_sync::<tracing_filesink::read::SegmentFile>();
+}
+
+/// Issue 18, item 6: `follow_new()` takes the active file when it is made, so the lines
+/// logged after it are read even when a rotation comes before the first poll, and none of
+/// those logged before it are.
+#[test]
+fn follow_new_reads_what_is_logged_after_it_across_an_early_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (layer, guard) = FileSink::builder(dir, "app").build().unwrap();
+    let sub = common::dispatch(layer);
+    let log = |tag: &str| {
+        tracing::dispatcher::with_default(&sub, || {
+            for i in 0..10u64 {
+                tracing::info!(tag, i, "event");
+            }
+        });
+        guard.flush().unwrap();
+    };
+    log("old");
+    let mut f = LogDir::open(dir, "app").unwrap().follow_new().unwrap();
+    log("new");
+    guard.rotate().unwrap();
+    log("newer");
+    let mut got = Vec::new();
+    while let Some(l) = f.poll().unwrap() {
+        let v = common::json(l.as_str().unwrap());
+        got.push(format!("{} {}", v["fields"]["tag"], v["fields"]["i"]));
+    }
+    let want: Vec<String> = ["new", "newer"]
+        .iter()
+        .flat_map(|t| (0..10).map(move |i| format!("\"{t}\" {i}")))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// A segment removed before a slow follower got to it is reported, once, naming the numbers,
+/// and the follower goes on with the next one: never skipped in silence.
+#[test]
+fn a_segment_removed_before_the_follower_read_it_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join(format!("app.0000000001.{L1}.log")), b"one\n").unwrap();
+    std::fs::write(d.join(format!("app.0000000002.{L1}.log")), b"two\n").unwrap();
+    std::fs::write(d.join("app.log"), b"active\n").unwrap();
+    let logs = LogDir::open(d, "app").unwrap();
+    // `lines()`: the same reader as a follower, without a watcher that could open the
+    // segments below before they are removed.
+    let mut f = logs.lines().unwrap();
+    assert_eq!(f.next().unwrap().unwrap().as_str(), Some("one"));
+    // While the follower was on segment 1: rotations 3 and 4, then retention took 2 and 3.
+    // (Segment 2 is still held: it was there when the follower started.)
+    std::fs::rename(
+        d.join("app.log"),
+        d.join(format!("app.0000000003.{L1}.log")),
+    )
+    .unwrap();
+    std::fs::write(d.join(format!("app.0000000004.{L1}.log")), b"four\n").unwrap();
+    std::fs::write(d.join("app.log"), b"five\n").unwrap();
+    std::fs::remove_file(d.join(format!("app.0000000002.{L1}.log"))).unwrap();
+    std::fs::remove_file(d.join(format!("app.0000000003.{L1}.log"))).unwrap();
+    let got: Vec<String> = f
+        .map(|l| match l {
+            Ok(l) => l.as_str().unwrap().to_string(),
+            Err(e) => format!("!{e}"),
+        })
+        .collect();
+    // The held file of segment 2 is read; 3, the active file when the reader started, was
+    // never opened: it is reported.
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0], "two");
+    assert!(got[1].contains("segment 3 was removed"), "{got:?}");
+    assert_eq!(&got[2..], ["four", "five"]);
+}
+
+/// Issue 18, item 2: reading never spins on one file: an active file's name taken by a
+/// directory ends `lines()` after one error (so `.flatten()` ends), and a follower returns the
+/// error once, not at every poll.
+#[test]
+fn an_unreadable_active_file_is_one_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join(format!("app.0000000001.{L1}.log")), b"one\n").unwrap();
+    std::fs::create_dir(d.join("app.log")).unwrap();
+    let logs = LogDir::open(d, "app").unwrap();
+    // At most 100: the reader used to return the same error forever.
+    let all: Vec<_> = logs.lines().unwrap().take(100).collect();
+    assert_eq!(all.len(), 2, "{:?}", &all[..all.len().min(3)]);
+    assert_eq!(all[0].as_ref().unwrap().as_str(), Some("one"));
+    let e = all[1].as_ref().unwrap_err();
+    assert_eq!(e.path(), Some(d.join("app.log").as_path()), "{e}");
+    assert_eq!(logs.lines().unwrap().take(100).flatten().count(), 1);
+
+    let mut f = logs.follow().unwrap();
+    assert_eq!(f.poll().unwrap().unwrap().as_str(), Some("one"));
+    assert!(f.poll().is_err());
+    for _ in 0..10 {
+        assert_eq!(f.poll().unwrap(), None, "the same error again");
+    }
+    // Once the directory is replaced by a file, the follower reads it.
+    std::fs::remove_dir(d.join("app.log")).unwrap();
+    std::fs::write(d.join("app.log"), b"back\n").unwrap();
+    assert_eq!(f.poll().unwrap().unwrap().as_str(), Some("back"));
+}
+
+/// Issue 18, item 5: a `.gz` whose member fails its check yields none of its lines; the
+/// error names the file and the segments after it are read.
+#[test]
+fn a_damaged_gz_yields_no_line_of_the_bad_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let body: String = (0..2000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let mut z = gz(body.as_bytes());
+    // The CRC32 in the trailer: every byte inflates, and only the check at the end fails.
+    let crc = z.len() - 8;
+    z[crc] ^= 0xff;
+    let bad = format!("app.0000000001.{L1}.log.gz");
+    std::fs::write(d.join(&bad), z).unwrap();
+    std::fs::write(d.join(format!("app.0000000002.{L1}.log")), b"two\n").unwrap();
+    let got = texts(&LogDir::open(d, "app").unwrap());
+    assert_eq!(got.len(), 2, "{:?}", &got[..got.len().min(5)]);
+    assert!(got[0].starts_with('!') && got[0].contains(&bad), "{got:?}");
+    assert_eq!(got[1], "two");
+}
+
+/// Issue 18, item 1, through the library: with file-system events (feature `notify`) a
+/// follower that never throttles the loggers keeps up with 32 KiB rotation, gzip at once and
+/// retention by 4 files: every event once, in order.
+#[cfg(feature = "notify")]
+#[test]
+fn a_watching_follower_keeps_up_with_fast_retention() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let (layer, guard) = FileSink::builder(&dir, "app")
+        .rotation(Rotation::size(32 << 10))
+        .compression(Compression::gzip().level(1))
+        .retention(Retention::files(4))
+        .build()
+        .unwrap();
+    let mut f = LogDir::open(&dir, "app").unwrap().follow().unwrap();
+    assert!(f.is_watching());
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        for l in &mut f {
+            let l = l.unwrap();
+            let end = l.as_str().unwrap().contains("\"end\":true");
+            out.push(l.as_str().unwrap().to_string());
+            if end {
+                return out;
+            }
+        }
+        out
+    });
+    let d = common::dispatch(layer);
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    for seq in 0..5_000u64 {
+                        tracing::info!(thread = t, seq, pad = "r".repeat(80).as_str(), "event");
+                        if seq % 6 == 5 {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    tracing::dispatcher::with_default(&d, || tracing::info!(end = true, "end"));
+    guard.flush().unwrap();
+    let lines = reader.join().unwrap();
+    assert!(guard.stats().segments_pruned >= 40);
+    let mut next = [0u64; 4];
+    for l in &lines[..lines.len() - 1] {
+        let f = &common::json(l)["fields"];
+        let (Some(t), Some(seq)) = (f["thread"].as_u64(), f["seq"].as_u64()) else {
+            continue;
+        };
+        assert_eq!(seq, next[t as usize], "thread {t}");
+        next[t as usize] += 1;
+    }
+    assert_eq!(next, [5_000; 4]);
 }

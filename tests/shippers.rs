@@ -198,3 +198,51 @@ ruleset(name="ship") {{
     );
     assert!(twice.is_empty(), "events shipped more than once: {twice:?}");
 }
+
+/// The promise shippers that read gzip rely on to match a `.gz` with the plain segment they
+/// already read (OpenTelemetry's fingerprint over decompressed bytes, Filebeat's fingerprint
+/// identity, Vector's checksum): each `.gz` decompresses byte for byte to its plain segment.
+/// Runs without rsyslogd.
+#[test]
+fn each_gz_decompresses_byte_for_byte_to_its_plain_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (layer, guard) = FileSink::builder(dir, STEM)
+        .compression(Compression::gzip())
+        .compress_after(2)
+        .build()
+        .unwrap();
+    let d = common::dispatch(layer);
+    let mut plain: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    for k in 0..8u64 {
+        tracing::dispatcher::with_default(&d, || {
+            for i in 0..200u64 {
+                tracing::info!(k, i, pad = "s".repeat(k as usize * 20).as_str(), "event");
+            }
+        });
+        // Answers once the segment it sealed has its final name.
+        guard.rotate().unwrap();
+        for s in common::segments(dir, STEM).into_iter().filter(|s| !s.gz) {
+            if let Ok(bytes) = std::fs::read(dir.join(&s.name)) {
+                plain.entry(s.seq).or_insert(bytes);
+            }
+        }
+    }
+    guard.wait_idle(Duration::from_secs(60)).unwrap();
+    let gz: Vec<_> = common::segments(dir, STEM)
+        .into_iter()
+        .filter(|s| s.gz)
+        .collect();
+    assert_eq!(gz.len(), 6, "{gz:?}");
+    for s in &gz {
+        let was = plain
+            .get(&s.seq)
+            .unwrap_or_else(|| panic!("segment {} never seen plain", s.seq));
+        assert!(
+            common::read_maybe_gz(&dir.join(&s.name)) == *was,
+            "{} does not decompress to its plain segment",
+            s.name
+        );
+    }
+    guard.shutdown(Duration::from_secs(10)).unwrap();
+}

@@ -21,10 +21,16 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+mod sealed;
+mod split;
+
+use super::shelf::{Held, Shared, Watcher};
 use super::{decoder, Line, LogDir, SegmentFile, SegmentKind};
 use crate::error::Error;
+use split::Splitter;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -39,8 +45,13 @@ pub(super) enum Start {
 /// Follows a sink's files as it writes and rotates them, like `tail -F` but loss-free: every
 /// complete line once, in write order, across rotations, compression and retention.
 ///
-/// As an [`Iterator`] it blocks (polling every [`Follower::poll_interval`]) and never ends;
-/// [`Follower::poll`] returns at once.
+/// As an [`Iterator`] it blocks and never ends; [`Follower::poll`] returns at once. With the
+/// `notify` feature a watcher thread opens each new segment the moment a file-system event
+/// says a rotation named it, and holds it until it is read (256 files at most), so a follower
+/// that falls behind for a while is not overtaken by compression and retention, and a wait
+/// ends at the next event; without it (or where the platform refuses the watch) it looks
+/// every [`Follower::poll_interval`]. A segment removed before the follower could open it is
+/// reported by an error naming its number, never skipped in silence.
 ///
 /// ```no_run
 /// use tracing_filesink::read::LogDir;
@@ -66,6 +77,17 @@ pub struct Follower {
     stop_at_end: bool,
     queue: VecDeque<Line>,
     interval: Duration,
+    /// Segments opened as soon as they appear, so retention cannot take them first.
+    shared: Arc<Shared>,
+    /// Keeps `shared` stocked from file-system events; `None`: stocked when polling.
+    watcher: Option<Watcher>,
+    /// The last error returned about the directory or the active file: the same one is not
+    /// returned again until something succeeds (a follower waiting on an unreadable
+    /// `<stem>.log` reports it once, not at every poll).
+    last_error: Option<String>,
+    /// A reader made by [`super::LogDir::lines`] that met an error on the directory or the
+    /// active file: it has ended.
+    ended: bool,
 }
 
 #[derive(Debug)]
@@ -74,6 +96,20 @@ enum State {
     Seek,
     Segment(SegReader),
     Active(ActiveReader),
+}
+
+/// Why a step failed.
+enum Failure {
+    /// A file could not be read: it is passed over (one error per file).
+    File(Error),
+    /// The directory or the active file could not be read: the follower stays where it is.
+    Stuck(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Stuck(e)
+    }
 }
 
 /// What one look at the active file found.
@@ -112,59 +148,6 @@ struct ActiveReader {
     sealed: bool,
 }
 
-/// Carries the bytes of a line not yet complete between reads.
-#[derive(Debug, Default)]
-struct Splitter {
-    carry: Vec<u8>,
-    /// Offset in the file (decompressed) of `carry[0]`.
-    offset: u64,
-}
-
-impl Splitter {
-    /// Takes `data` (read right after the carried bytes) and queues every complete line.
-    fn push(&mut self, data: &[u8], seq: Option<u64>, out: &mut VecDeque<Line>) {
-        let mut rest = data;
-        while let Some(i) = memchr(b'\n', rest) {
-            let mut bytes = std::mem::take(&mut self.carry);
-            bytes.extend_from_slice(&rest[..i]);
-            let len = bytes.len() as u64 + 1;
-            out.push_back(Line {
-                bytes,
-                seq,
-                offset: self.offset,
-                complete: true,
-            });
-            self.offset += len;
-            rest = &rest[i + 1..];
-        }
-        self.carry.extend_from_slice(rest);
-    }
-
-    /// Where the next read starts.
-    fn read_pos(&self) -> u64 {
-        self.offset + self.carry.len() as u64
-    }
-
-    /// The end of a finished file: an incomplete last line is a torn line, returned as such.
-    fn finish(&mut self, seq: Option<u64>, out: &mut VecDeque<Line>) {
-        if !self.carry.is_empty() {
-            let bytes = std::mem::take(&mut self.carry);
-            let len = bytes.len() as u64;
-            out.push_back(Line {
-                bytes,
-                seq,
-                offset: self.offset,
-                complete: false,
-            });
-            self.offset += len;
-        }
-    }
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
 type FileId = (u64, u64);
 
 /// The identity of the file at `path` (device and inode; volume and file index on Windows);
@@ -183,7 +166,14 @@ impl Follower {
             Start::Beginning => None,
             Start::End => logs.list(false)?.iter().filter_map(|s| s.seq).max(),
         };
-        Ok(Follower {
+        let shared = Arc::new(Shared::default());
+        shared.set_done(done);
+        let watcher = if stop_at_end {
+            None
+        } else {
+            Watcher::start(&logs, &shared)
+        };
+        let mut f = Follower {
             logs,
             state: State::Seek,
             done,
@@ -191,19 +181,90 @@ impl Follower {
             stop_at_end,
             queue: VecDeque::new(),
             interval: Duration::from_millis(100),
-        })
+            shared,
+            watcher,
+            last_error: None,
+            ended: false,
+        };
+        // Every segment there now is held before the first line is read: a reader that
+        // takes its time is not overtaken by retention.
+        f.shared.stock(&f.logs);
+        if start == Start::End {
+            // The active file is taken now, so the lines logged from here on are read even
+            // if it is rotated before the first poll; a file created later is new as a whole.
+            // One that cannot be read now is reported by the first poll.
+            if let Ok(Some(s)) = f.seek() {
+                f.state = s;
+            }
+            f.skip_first_active = false;
+        }
+        Ok(f)
     }
 
     /// How long the iterator waits between looks when there is nothing new. Default: 100 ms.
+    /// Where file-system events are watched (feature `notify`: inotify, kqueue, FSEvents,
+    /// ReadDirectoryChangesW) an event ends the wait at once and this is only the fallback.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Follower {
         self.interval = interval;
         self
     }
 
+    /// Whether file-system events drive this follower (feature `notify`, and a watch the
+    /// platform accepted); if not, it looks every [`Follower::poll_interval`].
+    pub fn is_watching(&self) -> bool {
+        self.watcher.is_some()
+    }
+
+    /// Waits until something may have changed in the directory (a file-system event), or
+    /// for the poll interval: what the iterator does between two [`Follower::poll`]s that
+    /// returned nothing.
+    pub fn wait(&self) {
+        let seen = self.shared.generation();
+        if self.watcher.is_some() {
+            self.shared.wait(seen, self.interval);
+        } else {
+            std::thread::sleep(self.interval);
+        }
+    }
+
     /// The next complete line if one is available now; `Ok(None)` when the follower has read
     /// everything written so far.
+    ///
+    /// An error concerns one file (named in it) or the directory: the follower has moved past
+    /// a file it cannot read, and the next poll goes on with the next file. An error about the
+    /// directory or the active file is returned once, not again at every poll while it lasts.
+    /// A reader made by [`super::LogDir::lines`] ends after such an error.
     pub fn poll(&mut self) -> Result<Option<Line>, Error> {
+        if self.ended {
+            return Ok(None);
+        }
+        if self.watcher.is_none() && !self.stop_at_end {
+            self.shared.stock(&self.logs);
+        }
+        match self.step() {
+            Ok(Some(line)) => {
+                self.last_error = None;
+                Ok(Some(line))
+            }
+            Ok(None) => Ok(None),
+            Err(Failure::File(e)) => Err(e),
+            Err(Failure::Stuck(e)) => {
+                if self.stop_at_end {
+                    self.ended = true;
+                    return Err(e);
+                }
+                let text = e.to_string();
+                if self.last_error.as_deref() == Some(text.as_str()) {
+                    return Ok(None);
+                }
+                self.last_error = Some(text);
+                Err(e)
+            }
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<Line>, Failure> {
         loop {
             if let Some(line) = self.queue.pop_front() {
                 return Ok(Some(line));
@@ -226,34 +287,55 @@ impl Follower {
                     // the start of the file again.
                     Err(e) => {
                         self.state = State::Active(a);
-                        return Err(e);
+                        return Err(Failure::Stuck(e));
                     }
                 },
             };
         }
     }
 
+    fn set_done(&mut self, done: Option<u64>) {
+        self.done = done;
+        self.shared.set_done(done);
+    }
+
     /// The next segment above `done`, or the active file once there is none; `None` when
     /// neither exists yet.
-    fn seek(&mut self) -> Result<Option<State>, Error> {
+    fn seek(&mut self) -> Result<Option<State>, Failure> {
         loop {
             let names = self.next_segment()?;
-            if !names.is_empty() {
+            if let Some(first) = names.first() {
+                let seq = first.seq.unwrap_or_default();
+                // Held since it appeared: whatever happened to its names since.
+                if let Some(h) = self.shared.take(seq) {
+                    return self.open_held(seq, h).map(Some);
+                }
                 // Plain first, then its `.gz` copy: the plain file may be compressed and
                 // removed between the listing and the open.
-                for seg in names {
+                let mut failed = None;
+                // (Only names: an entry the shelf stood in for has none.)
+                for seg in names.into_iter().filter(|s| !s.file_name.is_empty()) {
                     match File::open(&seg.path) {
-                        Ok(f) => {
-                            return Ok(Some(State::Segment(SegReader {
-                                seq: seg.seq.unwrap_or_default(),
-                                path: seg.path,
-                                reader: decoder(f, seg.kind),
-                                split: Splitter::default(),
-                            })))
+                        Ok(file) => {
+                            return self
+                                .open_held(
+                                    seq,
+                                    Held {
+                                        kind: seg.kind,
+                                        path: seg.path,
+                                        file,
+                                    },
+                                )
+                                .map(Some)
                         }
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(Error::io("open", &seg.path, e)),
+                        Err(e) => failed = Some(Error::io("open", &seg.path, e)),
                     }
+                }
+                if let Some(e) = failed {
+                    // One error for this segment, then the next one.
+                    self.set_done(Some(seq));
+                    return Err(Failure::File(e));
                 }
                 // Every name renamed (pending → final, plain → gz) or deleted since the
                 // listing: list again.
@@ -264,9 +346,20 @@ impl Follower {
                 Ok(f) => f,
                 // Between a rotation's rename and its creation of the next file, or no sink yet.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(Error::io("open", &path, e)),
+                Err(e) => return Err(Failure::Stuck(Error::io("open", &path, e))),
             };
-            let id = crate::sys::file_identity(&file).map_err(|e| Error::io("stat", &path, e))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| Failure::Stuck(Error::io("stat", &path, e)))?;
+            if !meta.is_file() {
+                return Err(Failure::Stuck(Error::io(
+                    "open",
+                    &path,
+                    io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+                )));
+            }
+            let id = crate::sys::file_identity(&file)
+                .map_err(|e| Failure::Stuck(Error::io("stat", &path, e)))?;
             // Listed after the open: a segment above `done` sealed meanwhile is read first
             // (it may be this very file, sealed before it was opened).
             if !self.next_segment()?.is_empty() {
@@ -275,15 +368,34 @@ impl Follower {
             // Still the active file after the listing: it was not sealed before or during
             // it, so every segment sealed before it was listed and its own number will be
             // above them all.
-            if path_id(&path)? != Some(id) {
+            if path_id(&path).map_err(Failure::Stuck)? != Some(id) {
                 continue;
             }
             let mut file = file;
             let mut split = Splitter::default();
             if std::mem::take(&mut self.skip_first_active) {
-                split.offset = line_start_of_end(&mut file, &path)?;
+                split.offset = line_start_of_end(&mut file, &path).map_err(Failure::Stuck)?;
             }
             return Ok(Some(self.active(file, id, split)));
+        }
+    }
+
+    fn open_held(&mut self, seq: u64, mut h: Held) -> Result<State, Failure> {
+        let opened = h
+            .file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| decoder(h.file, h.kind));
+        match opened {
+            Ok(reader) => Ok(State::Segment(SegReader {
+                seq,
+                path: h.path,
+                reader,
+                split: Splitter::default(),
+            })),
+            Err(e) => {
+                self.set_done(Some(seq));
+                Err(Failure::File(Error::io("read segment", &h.path, e)))
+            }
         }
     }
 
@@ -298,18 +410,45 @@ impl Follower {
     }
 
     /// The names of the lowest segment numbered above `done`, in the order to try them
-    /// (pending, plain, then the `.gz` copy); empty when there is none.
+    /// (pending, plain, then the `.gz` copy); empty when there is none. A held segment
+    /// counts even when its names are gone.
+    ///
     /// Numbers are consecutive (retention removes only the oldest): when the lowest found is
-    /// not the next number, the directory is listed twice more, the best of the three taken.
-    fn next_segment(&self) -> Result<Vec<SegmentFile>, Error> {
+    /// not the next number, the directory is listed twice more, the best of the three taken;
+    /// if the numbers in between are still missing, they were removed before they could be
+    /// read (a reader far behind retention): that is returned as an error, once, and the
+    /// next call goes on after them.
+    fn next_segment(&mut self) -> Result<Vec<SegmentFile>, Failure> {
         let mut best: Vec<SegmentFile> = Vec::new();
+        let expected = self.done.map(|d| d + 1);
         for _ in 0..3 {
-            let mut found: Vec<SegmentFile> = self
-                .logs
-                .list(false)?
+            let listed = match self.logs.list(false) {
+                Ok(l) => l,
+                // The directory is not there (yet, or any more): nothing to read.
+                Err(e)
+                    if e.io_error()
+                        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound) =>
+                {
+                    Vec::new()
+                }
+                Err(e) => return Err(Failure::Stuck(e)),
+            };
+            let mut found: Vec<SegmentFile> = listed
                 .into_iter()
                 .filter(|s| s.kind != SegmentKind::Active && s.seq > self.done)
                 .collect();
+            for (seq, kind) in self.shared.held_above(self.done) {
+                if !found.iter().any(|s| s.seq == Some(seq)) {
+                    found.push(SegmentFile {
+                        path: self.logs.dir.clone(),
+                        file_name: String::new(),
+                        kind,
+                        seq: Some(seq),
+                        label: None,
+                        len: 0,
+                    });
+                }
+            }
             let Some(lowest) = found.iter().map(|s| s.seq).min() else {
                 continue;
             };
@@ -318,21 +457,54 @@ impl Follower {
                 found.sort_by_key(|s| s.kind);
                 best = found;
             }
-            let expected = self.done.map(|d| d + 1);
             if best.first().is_some_and(|b| b.seq == expected) {
                 break;
+            }
+        }
+        if let (Some(first), Some(want)) = (best.first().and_then(|b| b.seq), expected) {
+            if first > want {
+                // Numbers kept as `.unsynced` (their fsync failed) are holes by design.
+                let unsynced: Vec<u64> = self
+                    .logs
+                    .unsynced()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .filter(|n| (want..first).contains(n))
+                    .collect();
+                let lost = first - want - unsynced.len() as u64;
+                self.set_done(Some(first - 1));
+                if lost > 0 {
+                    let what = if first - want == 1 {
+                        format!("segment {want} was")
+                    } else {
+                        format!("segments {want}..={} were", first - 1)
+                    };
+                    return Err(Failure::File(Error::io(
+                        "read segments",
+                        &self.logs.dir,
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!(
+                                "{what} removed (retention) before this reader got to {}; \
+                                 their lines are not read",
+                                if lost == 1 { "it" } else { "them" }
+                            ),
+                        ),
+                    )));
+                }
             }
         }
         Ok(best)
     }
 
-    fn read_segment(&mut self, mut r: SegReader) -> Result<State, Error> {
+    fn read_segment(&mut self, mut r: SegReader) -> Result<State, Failure> {
         let mut buf = vec![0u8; CHUNK];
         loop {
             match r.reader.read(&mut buf) {
                 Ok(0) => {
                     r.split.finish(Some(r.seq), &mut self.queue);
-                    self.done = Some(r.seq);
+                    self.set_done(Some(r.seq));
                     return Ok(State::Seek);
                 }
                 Ok(n) => {
@@ -343,9 +515,11 @@ impl Follower {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Skip the damaged rest; the error names the segment.
-                    self.done = Some(r.seq);
-                    return Err(Error::io("read segment", &r.path, e));
+                    // The lines before the damage are returned (for a `.gz`, only those of
+                    // members whose check passed); the rest is skipped, the error names the
+                    // segment. A partial line before the damage is not a line.
+                    self.set_done(Some(r.seq));
+                    return Err(Failure::File(Error::io("read segment", &r.path, e)));
                 }
             }
         }
@@ -386,7 +560,8 @@ impl Follower {
             // At the end.
             if a.sealed {
                 a.split.finish(None, &mut self.queue);
-                self.done = self.sealed_seq(a)?;
+                let done = self.sealed_seq(a)?;
+                self.set_done(done);
                 return Ok(Step::Done);
             }
             match path_id(&path)? {
@@ -399,100 +574,6 @@ impl Follower {
             }
         }
     }
-
-    /// The number the sealed active file got: the lowest above `floor` if that segment is
-    /// this file; otherwise (deleted already, or renamed by another program) `floor`, so every
-    /// segment above it is read.
-    fn sealed_seq(&self, a: &ActiveReader) -> Result<Option<u64>, Error> {
-        // A candidate renamed (pending → final) or removed (plain → gz) between the listing and
-        // the comparison proves nothing: the others are compared, and if none is the held file,
-        // the directory is listed again (three listings at most: a pending name can stay
-        // while the finisher's fsync runs).
-        for _ in 0..3 {
-            let segs = self.logs.list(false)?;
-            let Some(lowest) = segs
-                .iter()
-                .filter(|s| s.kind != SegmentKind::Active && s.seq > a.floor)
-                .filter_map(|s| s.seq)
-                .min()
-            else {
-                continue;
-            };
-            let mut unsure = false;
-            for s in segs.iter().filter(|s| s.seq == Some(lowest)) {
-                match self.is_same_file(a, s)? {
-                    Some(true) => return Ok(Some(lowest)),
-                    // A pending name is renamed to its final name at any moment, and an
-                    // identity read while that happens can be wrong (Wine then reports the
-                    // file's index with a volume serial of 0): only the final name can say no.
-                    Some(false) if s.kind == SegmentKind::Pending => unsure = true,
-                    Some(false) => {}
-                    None => unsure = true,
-                }
-            }
-            if !unsure {
-                return Ok(a.floor);
-            }
-        }
-        Ok(a.floor)
-    }
-
-    /// Whether `s` is the held file; `None` if `s` is gone or cannot tell.
-    fn is_same_file(&self, a: &ActiveReader, s: &SegmentFile) -> Result<Option<bool>, Error> {
-        if s.kind != SegmentKind::Compressed {
-            return match crate::sys::path_identity(&s.path) {
-                Ok(id) => Ok(Some(id == a.id)),
-                // Windows refuses even this open while a removal is pending, which lasts as
-                // long as a handle is open: the follower's own, on a segment compressed while
-                // it was the active file. Its `.gz`, listed beside it, answers instead.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
-                    ) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(Error::io("stat", &s.path, e)),
-            };
-        }
-        // A compressed copy: same content (the length the held file has now is final).
-        let f = match File::open(&s.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("open", &s.path, e)),
-        };
-        let mut gz = decoder(f, SegmentKind::Compressed);
-        let mut held = &a.file;
-        held.seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io("seek", &s.path, e))?;
-        let (mut x, mut y) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
-        loop {
-            let n = read_full(&mut held, &mut x).map_err(|e| Error::io("read", &s.path, e))?;
-            let Ok(m) = read_full(&mut gz, &mut y) else {
-                return Ok(Some(false));
-            };
-            if x[..n] != y[..m] {
-                return Ok(Some(false));
-            }
-            if n == 0 {
-                return Ok(Some(true));
-            }
-        }
-    }
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The offset just past the last newline of `file` (0 if it has none).
@@ -516,7 +597,7 @@ impl Iterator for Follower {
             match self.poll() {
                 Ok(Some(line)) => return Some(Ok(line)),
                 Ok(None) if self.stop_at_end => return None,
-                Ok(None) => std::thread::sleep(self.interval),
+                Ok(None) => self.wait(),
                 Err(e) => return Some(Err(e)),
             }
         }

@@ -11,28 +11,53 @@ use super::Line;
 /// them where the sink writes them. JSON and logfmt: the keys `timestamp`, `@timestamp`,
 /// `time` or `ts` and `level`, `log.level`, `severity` or `lvl` (the defaults and the
 /// renamings of the Elastic Common Schema and Google Cloud Logging recipes; a key renamed to
-/// anything else is not found). Text and compact: the first two words (no level with
-/// `with_level(false)`). Timestamps are recognized in RFC 3339 (every [`crate::TimeFormat`]
-/// except a custom one); levels in any case, `WARNING` included.
+/// anything else is not found). Text and compact: the level is the first word that is a
+/// level name, and the timestamp is everything before it, so a custom time format may
+/// contain spaces. Timestamps are recognized in RFC 3339 (every [`crate::TimeFormat`]
+/// except a custom one; for a custom one, [`Record::timestamp_text`] gives the text as
+/// written, to parse with the same format); levels in any case, `WARNING` included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     line: Line,
     timestamp: Option<SystemTime>,
+    /// Where the timestamp's text is in the line.
+    timestamp_at: Option<Span>,
     level: Option<Level>,
 }
 
 impl Record {
     /// Picks the timestamp and level out of `line`.
     pub fn parse(line: Line) -> Record {
-        let (timestamp, level) = match line.as_str() {
-            Some(s) => (timestamp(s), level(s)),
+        let (timestamp_at, level) = match line.as_str() {
+            Some(s) if is_json(s) => (
+                TIME_KEYS.iter().find_map(|k| json_str(s, k)),
+                LEVEL_KEYS.iter().find_map(|k| json_str(s, k)),
+            ),
+            Some(s) if is_logfmt(s) => (
+                TIME_KEYS.iter().find_map(|k| logfmt_str(s, k)),
+                LEVEL_KEYS.iter().find_map(|k| logfmt_str(s, k)),
+            ),
+            Some(s) => text_fields(s),
             None => (None, None),
         };
+        let text =
+            |at: Option<(usize, usize)>| at.and_then(|(a, b)| line.as_str().map(|s| &s[a..b]));
+        let timestamp = text(timestamp_at)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(SystemTime::from);
+        let level = text(level).and_then(parse_level);
         Record {
             line,
             timestamp,
+            timestamp_at,
             level,
         }
+    }
+    /// The timestamp as written (for a custom time format, which [`Record::timestamp`] does
+    /// not read); `None` if the line has none where the sink writes it.
+    pub fn timestamp_text(&self) -> Option<&str> {
+        let (a, b) = self.timestamp_at?;
+        Some(&self.line.as_str()?[a..b])
     }
     /// The line as written.
     pub fn line(&self) -> &Line {
@@ -62,9 +87,61 @@ fn is_json(s: &str) -> bool {
     s.starts_with('{')
 }
 
-/// The value of a top-level string key in a JSON line written by the sink (the key is found
-/// outside string values, which the sink escapes).
-fn json_str<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+/// Where the time and the level are looked for, in this order.
+const TIME_KEYS: [&str; 4] = ["timestamp", "@timestamp", "time", "ts"];
+const LEVEL_KEYS: [&str; 4] = ["level", "log.level", "severity", "lvl"];
+
+/// A logfmt line starts with `key=`; a text line with a timestamp (no `=` in it).
+fn is_logfmt(s: &str) -> bool {
+    let first = s.split(' ').next().unwrap_or("");
+    first.contains('=') && !first.starts_with('=')
+}
+
+/// Where the value of a top-level key of a logfmt line is (quotes excluded, escapes left as
+/// written: times and levels have none).
+fn logfmt_str(s: &str, key: &str) -> Option<Span> {
+    let mut at = 0;
+    while at < s.len() {
+        let rest = &s[at..];
+        let eq = rest.find('=')?;
+        let k = &rest[..eq];
+        let value_at = at + eq + 1;
+        let (span, next) = if rest[eq + 1..].starts_with('"') {
+            let b = s.as_bytes();
+            let mut i = value_at + 1;
+            while i < b.len() && b[i] != b'"' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            ((value_at + 1, i.min(s.len())), (i + 1).min(s.len()))
+        } else {
+            let end = s[value_at..].find(' ').map_or(s.len(), |sp| value_at + sp);
+            ((value_at, end), end)
+        };
+        if k == key {
+            return Some(span);
+        }
+        at = next;
+        while s[at..].starts_with(' ') {
+            at += 1;
+        }
+    }
+    None
+}
+
+/// A level name in any case; `WARNING` (Google Cloud Logging's) is `WARN`.
+fn parse_level(l: &str) -> Option<Level> {
+    if l.eq_ignore_ascii_case("warning") {
+        return Some(Level::WARN);
+    }
+    l.parse().ok()
+}
+
+/// Where a piece of a line is: start and end byte offsets.
+type Span = (usize, usize);
+
+/// Where the value of a top-level string key is in a JSON line written by the sink (the key
+/// is found outside string values, which the sink escapes).
+fn json_str(s: &str, key: &str) -> Option<Span> {
     let pat = format!("\"{key}\":\"");
     let bytes = s.as_bytes();
     let mut from = 0;
@@ -79,87 +156,33 @@ fn json_str<'a>(s: &'a str, key: &str) -> Option<&'a str> {
             % 2
             == 1;
         if !escaped {
-            let rest = &s[at + pat.len()..];
-            return rest.find('"').map(|end| &rest[..end]);
+            let start = at + pat.len();
+            return s[start..].find('"').map(|end| (start, start + end));
         }
         from = at + pat.len();
     }
     None
 }
 
-/// Where the time and the level are looked for, in this order.
-const TIME_KEYS: [&str; 4] = ["timestamp", "@timestamp", "time", "ts"];
-const LEVEL_KEYS: [&str; 4] = ["level", "log.level", "severity", "lvl"];
-
-/// A logfmt line starts with `key=`; a text line with a timestamp (no `=` in it).
-fn is_logfmt(s: &str) -> bool {
-    let first = s.split(' ').next().unwrap_or("");
-    first.contains('=') && !first.starts_with('=')
-}
-
-/// The value of a top-level key of a logfmt line (quotes removed, escapes left as written:
-/// times and levels have none).
-fn logfmt_str<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    let mut rest = s;
-    while !rest.is_empty() {
-        let eq = rest.find('=')?;
-        let (k, after) = (&rest[..eq], &rest[eq + 1..]);
-        let (value, next) = if let Some(q) = after.strip_prefix('"') {
-            let b = q.as_bytes();
-            let mut i = 0;
-            while i < b.len() && b[i] != b'"' {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            (q.get(..i)?, q.get(i + 1..).unwrap_or(""))
-        } else {
-            match after.find(' ') {
-                Some(sp) => (&after[..sp], &after[sp..]),
-                None => (after, ""),
-            }
-        };
-        if k == key {
-            return Some(value);
+/// A text line is `<timestamp> <LEVEL> <target>: <message>`, the level padded to five
+/// characters: the level is the first word that is a level name, the timestamp everything
+/// before it.
+fn text_fields(s: &str) -> (Option<Span>, Option<Span>) {
+    let mut at = 0;
+    for word in s.split(' ') {
+        let start = at;
+        at += word.len() + 1;
+        if start > 0 && matches!(word, "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR") {
+            let ts = s[..start].trim_end_matches(' ');
+            let ts = (!ts.is_empty()).then_some((0, ts.len()));
+            return (ts, Some((start, start + word.len())));
         }
-        rest = next.trim_start_matches(' ');
-    }
-    None
-}
-
-fn find(s: &str, keys: &[&str]) -> Option<String> {
-    if is_json(s) {
-        keys.iter().find_map(|k| json_str(s, k)).map(str::to_string)
-    } else if is_logfmt(s) {
-        keys.iter()
-            .find_map(|k| logfmt_str(s, k))
-            .map(str::to_string)
-    } else {
-        None
-    }
-}
-
-fn timestamp(s: &str) -> Option<SystemTime> {
-    let token = match find(s, &TIME_KEYS) {
-        Some(t) => t,
-        None if !is_json(s) && !is_logfmt(s) => s.split(' ').next()?.to_string(),
-        None => return None,
-    };
-    chrono::DateTime::parse_from_rfc3339(&token)
-        .ok()
-        .map(SystemTime::from)
-}
-
-fn level(s: &str) -> Option<Level> {
-    let token = match find(s, &LEVEL_KEYS) {
-        Some(t) => t,
-        None if !is_json(s) && !is_logfmt(s) => {
-            s.split(' ').filter(|w| !w.is_empty()).nth(1)?.to_string()
+        // Past the target (`target: `): the message may name a level.
+        if word.ends_with(':') && start > 0 {
+            break;
         }
-        None => return None,
-    };
-    if token.eq_ignore_ascii_case("warning") {
-        return Some(Level::WARN);
     }
-    token.parse().ok()
+    (None, None)
 }
 
 #[cfg(test)]
@@ -192,6 +215,14 @@ mod tests {
         assert_eq!((v.timestamp(), v.level()), (None, Some(Level::DEBUG)));
         let n = rec("not a record");
         assert_eq!((n.timestamp(), n.level()), (None, None));
+        // A custom time format with spaces, in text: the level is still found, and the
+        // timestamp's text is handed back whole.
+        let c = rec("26/11/2026 03:14:48.123 +0000  WARN my::target: says INFO");
+        assert_eq!(c.level(), Some(Level::WARN));
+        assert_eq!(c.timestamp(), None);
+        assert_eq!(c.timestamp_text(), Some("26/11/2026 03:14:48.123 +0000"));
+        let j = rec(r#"{"timestamp":"26/11/2026 03:14:48","level":"INFO"}"#);
+        assert_eq!(j.timestamp_text(), Some("26/11/2026 03:14:48"));
     }
 
     #[test]

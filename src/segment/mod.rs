@@ -48,8 +48,16 @@ pub(crate) fn check_active_path(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// The record reporting a torn last line cut off the active file.
+/// The record reporting a torn last line cut off the active file. Only an active file that
+/// someone else created while the sink ran can still be trimmed (`create_active`); at
+/// startup a torn active file is sealed as it is instead (`recover.rs`, [`SEALED_TORN_NOTE`]).
 pub(crate) const TRIM_NOTE: &str = "recovery: trimmed a torn last line of the active file";
+
+/// The record reporting that startup recovery sealed a file as it was, its last line torn by
+/// a crash; its fields are `segment` (the number the file has now) and `torn_bytes`. The
+/// `filesink` command recognizes it by this text (`src/bin/filesink/verify.rs`).
+pub(crate) const SEALED_TORN_NOTE: &str =
+    "recovery: sealed a file as it was, with a torn last line (a crash cut a record; no byte was removed)";
 
 /// Opens (or creates) the active file for appending. A partial last line left by a crash is
 /// cut off and the cut reported at once by a record in the file; returns the bytes cut and
@@ -127,18 +135,8 @@ pub(crate) fn create_active(cfg: &Config, now: SystemTime) -> Result<Active, Err
     })
 }
 
-/// Cuts a partial last line (no trailing newline) off the end of the file.
-pub(crate) fn trim_torn_tail(file: &mut dyn FileHandle, size: u64) -> io::Result<u64> {
-    let keep = torn_tail_start(file, size)?;
-    if keep < size {
-        // The caller fsyncs.
-        file.set_len(keep)?;
-    }
-    Ok(size - keep)
-}
-
 /// Where a partial last line (no trailing newline) starts: `size` if there is none.
-fn torn_tail_start(file: &dyn FileHandle, size: u64) -> io::Result<u64> {
+pub(crate) fn torn_tail_start(file: &dyn FileHandle, size: u64) -> io::Result<u64> {
     if size == 0 {
         return Ok(0);
     }
@@ -192,7 +190,7 @@ pub(crate) fn read_exact_at(
 
 /// The timestamp of the first record (JSON `"timestamp":"…"` or a text line's first word),
 /// so a segment adopted after a restart is named after its real start.
-fn first_timestamp(file: &dyn FileHandle) -> Option<SystemTime> {
+pub(crate) fn first_timestamp(file: &dyn FileHandle) -> Option<SystemTime> {
     let mut buf = [0u8; 256];
     let n = file.read_at(&mut buf, 0).ok()?;
     let line = std::str::from_utf8(&buf[..n]).ok().or_else(|| {

@@ -33,9 +33,15 @@ pub fn is_temp(stem: &str, name: &str) -> bool {
     name.starts_with(&format!(".{stem}.")) && name.ends_with(".tmp")
 }
 
+/// The start of the record startup recovery writes when it sealed a file with a torn last
+/// line (fields `segment`, `torn_bytes`).
+pub const SEALED_TORN: &str = "recovery: sealed a file as it was, with a torn last line";
+
 /// Every line of every file of `stem` in `dir` (segments in name order, then the active
 /// file), with the guarantees checked: no temp file, every `.gz` decompresses with a valid
-/// CRC and length, every file ends with a newline, every line is JSON.
+/// CRC and length, every line is JSON, and every file ends with a newline, except a finished
+/// segment that startup recovery sealed as it was after a crash tore its last line and that
+/// a recovery record names (that fragment is not returned).
 pub fn read_all(dir: &Path, stem: &str) -> Result<Vec<Line>, String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| format!("read_dir {}: {e}", dir.display()))?
@@ -52,9 +58,11 @@ pub fn read_all(dir: &Path, stem: &str) -> Result<Vec<Line>, String> {
         files.push(&active);
     }
     let mut out = Vec::new();
+    // (file, its sequence number, the torn fragment's bytes) of each file ending torn.
+    let mut torn: Vec<(String, Option<u64>, usize)> = Vec::new();
     for name in files {
         let raw = std::fs::read(dir.join(name)).map_err(|e| format!("read {name}: {e}"))?;
-        let text = if name.ends_with(".gz") {
+        let mut text = if name.ends_with(".gz") {
             let mut v = Vec::new();
             // flate2 checks the trailer's CRC32 and length.
             flate2::read::MultiGzDecoder::new(&raw[..])
@@ -65,11 +73,19 @@ pub fn read_all(dir: &Path, stem: &str) -> Result<Vec<Line>, String> {
             raw
         };
         if !text.is_empty() && !text.ends_with(b"\n") {
-            let tail = &text[text.len().saturating_sub(80)..];
-            return Err(format!(
-                "{name} ends with a torn line: ...{:?}",
-                String::from_utf8_lossy(tail)
-            ));
+            let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let seq = (name != &active)
+                .then(|| name[stem.len() + 1..stem.len() + 11].parse().ok())
+                .flatten();
+            torn.push((name.clone(), seq, text.len() - keep));
+            if seq.is_none() {
+                let tail = &text[text.len().saturating_sub(80)..];
+                return Err(format!(
+                    "{name} ends with a torn line: ...{:?}",
+                    String::from_utf8_lossy(tail)
+                ));
+            }
+            text.truncate(keep);
         }
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let json = serde_json::from_slice(line).map_err(|e| {
@@ -82,6 +98,21 @@ pub fn read_all(dir: &Path, stem: &str) -> Result<Vec<Line>, String> {
                 file: name.clone(),
                 json,
             });
+        }
+    }
+    for (name, seq, bytes) in torn {
+        let recorded = out.iter().any(|l| {
+            let f = &l.json["fields"];
+            f["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(SEALED_TORN))
+                && f["segment"].as_u64() == seq
+                && f["torn_bytes"].as_u64() == Some(bytes as u64)
+        });
+        if !recorded {
+            return Err(format!(
+                "{name} ends with a torn line of {bytes} bytes that no recovery record names"
+            ));
         }
     }
     Ok(out)

@@ -7,7 +7,12 @@
 //! filesink stats DIR                                       lines, bytes and levels per segment
 //! ```
 //!
-//! Install with `cargo install tracing-filesink --features cli`.
+//! Install from a checkout with `cargo install --path . --features cli`.
+//!
+//! Exit status: 0 when everything was read (or checked) and found sound; 1 when a problem
+//! was found or a file could not be read (each named on stderr, or on stdout by `verify`;
+//! the other files are still read); 2 for a usage error or when the directory itself cannot
+//! be read.
 
 mod scan;
 mod stats;
@@ -64,6 +69,10 @@ enum Cmd {
         /// Only records at this level or more severe (trace, debug, info, warn, error).
         #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
         level: Option<Level>,
+        /// The sink's custom time format (`TimeFormat::custom`, chrono strftime), for
+        /// --since and --until. Without %z the times are taken as UTC.
+        #[arg(long, value_name = "FORMAT")]
+        time_format: Option<String>,
     },
     /// Print lines as they are written, like `tail -F`, losing and repeating none across
     /// rotations, compression and retention.
@@ -112,94 +121,197 @@ fn run(cli: Cli) -> io::Result<ExitCode> {
             since,
             until,
             level,
+            time_format,
         } => {
             let logs = open(&target)?;
-            cat(&logs, since, until, level)
+            let filter = Filter {
+                since,
+                until,
+                level,
+                time_format,
+            };
+            cat(&logs, &filter)
         }
         Cmd::Follow { target, from_start } => {
-            let logs = open(&target)?;
+            let logs = wait_for(&target)?;
             follow(&logs, from_start)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Verify { target } => {
             let logs = open(&target)?;
             let problems = verify::run(&logs, &mut io::stdout().lock())?;
-            Ok(if problems == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(status(problems))
         }
         Cmd::Stats { target } => {
             let logs = open(&target)?;
-            stats::run(&logs, &mut io::stdout().lock())?;
-            Ok(ExitCode::SUCCESS)
+            let problems = stats::run(&logs, &mut io::stdout().lock())?;
+            Ok(status(problems))
         }
     }
 }
 
-/// The directory and stem: `--stem`, or the only stem in the directory.
+fn status(problems: u64) -> ExitCode {
+    if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The directory and stem: `--stem`, or the only stem in the directory. A stem with no file
+/// in the directory is refused, naming the stems that are there: a mistyped `--stem` must
+/// not read as a clean, empty log.
 fn open(t: &Target) -> io::Result<LogDir> {
+    let stems = LogDir::stems_with_extension(&t.dir, &t.extension)?;
     let stem = match &t.stem {
-        Some(s) => s.clone(),
-        None => {
-            let stems = LogDir::stems_with_extension(&t.dir, &t.extension)?;
-            match stems.as_slice() {
-                [one] => one.clone(),
-                [] => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!(
-                            "no tracing-filesink files ending in .{} in {}",
-                            t.extension,
-                            t.dir.display()
-                        ),
-                    ))
-                }
-                several => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "{} holds the files of several stems ({}): choose one with --stem",
-                            t.dir.display(),
-                            several.join(", ")
-                        ),
-                    ))
-                }
+        Some(s) if stems.contains(s) => s.clone(),
+        Some(s) => return Err(no_such_stem(t, s, &stems)),
+        None => match stems.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "no tracing-filesink files ending in .{} in {}",
+                        t.extension,
+                        t.dir.display()
+                    ),
+                ))
             }
-        }
+            several => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} holds the files of several stems ({}): choose one with --stem",
+                        t.dir.display(),
+                        several.join(", ")
+                    ),
+                ))
+            }
+        },
     };
     Ok(LogDir::open(&t.dir, stem)?.with_extension(&t.extension))
 }
 
-fn keep(
-    r: &Record,
-    since: Option<SystemTime>,
-    until: Option<SystemTime>,
-    level: Option<Level>,
-) -> bool {
-    if since.is_some() || until.is_some() {
-        let Some(t) = r.timestamp() else {
-            return false;
+fn no_such_stem(t: &Target, stem: &str, found: &[String]) -> io::Error {
+    let hint = match stem.strip_suffix(&format!(".{}", t.extension)) {
+        Some(s) if found.iter().any(|f| f == s) => format!(" (the stem of {stem} is {s})"),
+        _ => String::new(),
+    };
+    let found = if found.is_empty() {
+        "none".to_string()
+    } else {
+        found.join(", ")
+    };
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "no files of stem {stem:?} in {}{hint}; stems found: {found}",
+            t.dir.display()
+        ),
+    )
+}
+
+/// `open`, but like `tail -F`: a directory or a stem that is not there yet is waited for
+/// (said once on stderr).
+fn wait_for(t: &Target) -> io::Result<LogDir> {
+    let mut said = false;
+    loop {
+        let e = match open(t) {
+            Ok(logs) => return Ok(logs),
+            Err(e) => e,
         };
-        if since.is_some_and(|s| t < s) || until.is_some_and(|u| t >= u) {
-            return false;
+        // Missing: the directory, the stem's files, or any stem at all. Anything else (a
+        // file where the directory should be, several stems) is an error now.
+        let waiting = matches!(e.kind(), io::ErrorKind::NotFound);
+        if !waiting {
+            return Err(e);
         }
-    }
-    match level {
-        // `Level` orders TRACE as the greatest: "at least as severe" is `<=`.
-        Some(min) => r.level().is_some_and(|l| l <= min),
-        None => true,
+        if !said {
+            eprintln!("filesink: {e}; waiting for them to appear");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// A damaged segment is reported on stderr and skipped; the exit status is then 1.
-fn cat(
-    logs: &LogDir,
+/// What `cat` prints.
+struct Filter {
     since: Option<SystemTime>,
     until: Option<SystemTime>,
     level: Option<Level>,
-) -> io::Result<ExitCode> {
+    time_format: Option<String>,
+}
+
+impl Filter {
+    /// Whether to print `r`; an error when the time bounds need its timestamp and it cannot
+    /// be read (a custom time format without --time-format, or a wrong one).
+    fn keep(&self, r: &Record) -> Result<bool, String> {
+        if self.since.is_some() || self.until.is_some() {
+            let Some(t) = self.time(r)? else {
+                // No timestamp where the sink writes one: not a record of the sink.
+                return Ok(false);
+            };
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
+                return Ok(false);
+            }
+        }
+        Ok(match self.level {
+            // `Level` orders TRACE as the greatest: "at least as severe" is `<=`.
+            Some(min) => r.level().is_some_and(|l| l <= min),
+            None => true,
+        })
+    }
+
+    fn time(&self, r: &Record) -> Result<Option<SystemTime>, String> {
+        let Some(text) = r.timestamp_text() else {
+            return Ok(None);
+        };
+        let t = match &self.time_format {
+            None => r.timestamp(),
+            Some(f) => chrono::DateTime::parse_from_str(text, f)
+                .map(SystemTime::from)
+                .ok()
+                .or_else(|| {
+                    chrono::NaiveDateTime::parse_from_str(text, f)
+                        .ok()
+                        .map(|t| t.and_utc().into())
+                }),
+        };
+        t.map(Some).ok_or_else(|| match &self.time_format {
+            None => format!(
+                "--since/--until: the timestamp {text:?} (segment {}, offset {}) is not \
+                 RFC 3339; if the sink uses a custom time format, pass it with --time-format",
+                seq_name(r.line().seq()),
+                r.line().offset()
+            ),
+            Some(f) => format!(
+                "--since/--until: the timestamp {text:?} (segment {}, offset {}) does not \
+                 match --time-format {f:?}",
+                seq_name(r.line().seq()),
+                r.line().offset()
+            ),
+        })
+    }
+}
+
+fn seq_name(seq: Option<u64>) -> String {
+    seq.map_or_else(|| "active".to_string(), |s| s.to_string())
+}
+
+/// The note for a torn last line (a crash cut the record; startup recovery sealed the file
+/// as it was and recorded it): never printed as a record.
+fn torn_note(line: &tracing_filesink::read::Line) -> String {
+    format!(
+        "filesink: segment {}, offset {}: torn last line ({} bytes) left by a crash; not printed",
+        seq_name(line.seq()),
+        line.offset(),
+        line.as_bytes().len()
+    )
+}
+
+/// A damaged or unreadable file is reported on stderr and skipped; the exit status is then 1.
+fn cat(logs: &LogDir, filter: &Filter) -> io::Result<ExitCode> {
     let out = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, out.lock());
     let mut code = ExitCode::SUCCESS;
@@ -213,9 +325,21 @@ fn cat(
                 continue;
             }
         };
-        if keep(&r, since, until, level) {
-            out.write_all(r.line().as_bytes())?;
-            out.write_all(b"\n")?;
+        if !r.line().is_complete() {
+            out.flush()?;
+            eprintln!("{}", torn_note(r.line()));
+            continue;
+        }
+        match filter.keep(&r) {
+            Ok(true) => {
+                out.write_all(r.line().as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Ok(false) => {}
+            Err(why) => {
+                out.flush()?;
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+            }
         }
     }
     out.flush()?;
@@ -231,24 +355,23 @@ fn follow(logs: &LogDir, from_start: bool) -> io::Result<()> {
     let out = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, out.lock());
     loop {
-        let next = match f.poll() {
-            Ok(next) => next,
-            // A damaged segment: reported and skipped, the follower goes on.
-            Err(e) => {
-                out.flush()?;
-                eprintln!("filesink: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        match next {
-            Some(line) => {
+        match f.poll() {
+            Ok(Some(line)) if line.is_complete() => {
                 out.write_all(line.as_bytes())?;
                 out.write_all(b"\n")?;
             }
-            None => {
+            Ok(Some(line)) => {
                 out.flush()?;
-                std::thread::sleep(Duration::from_millis(100));
+                eprintln!("{}", torn_note(&line));
+            }
+            Ok(None) => {
+                out.flush()?;
+                f.wait();
+            }
+            // A file that cannot be read: reported once, the follower goes on with the next.
+            Err(e) => {
+                out.flush()?;
+                eprintln!("filesink: {e}");
             }
         }
     }

@@ -42,7 +42,10 @@ fn level_index(l: Option<Level>) -> usize {
     }
 }
 
-pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<()> {
+/// Prints the table; returns how many files (or holes) could not be read, each named on
+/// stderr (their rows count what was read).
+pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<u64> {
+    let mut problems = 0u64;
     // Rows keyed by sequence number; `None` is the active file.
     let mut rows: BTreeMap<Option<u64>, Row> = BTreeMap::new();
     for s in logs.segments()? {
@@ -65,7 +68,14 @@ pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<()> {
         row.files.push_str(kind);
     }
     for line in logs.lines()? {
-        let line = line?;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("filesink: {e}");
+                problems += 1;
+                continue;
+            }
+        };
         let row = rows.entry(line.seq()).or_default();
         row.lines += 1;
         row.plain += line.as_bytes().len() as u64 + u64::from(line.is_complete());
@@ -124,7 +134,7 @@ pub(crate) fn run(logs: &LogDir, out: &mut impl Write) -> io::Result<()> {
             total.levels[5]
         )?;
     }
-    Ok(())
+    Ok(problems)
 }
 
 /// `20261126T031448Z` → `2026-11-26T03:14:48Z`.
