@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 mod sealed;
 mod split;
@@ -88,6 +88,23 @@ pub struct Follower {
     /// A reader made by [`super::LogDir::lines`] that met an error on the directory or the
     /// active file: it has ended.
     ended: bool,
+    /// Start at this time: the first plain file opened is entered by bisection.
+    since: Option<Since>,
+}
+
+/// Reads a line's time (`None` for a line without one).
+pub(super) type TimeOf = Box<dyn Fn(&[u8]) -> Option<SystemTime> + Send + Sync>;
+
+/// Where a reader asked to start: a time, and how to read a line's time.
+pub(super) struct Since {
+    pub(super) at: SystemTime,
+    pub(super) time_of: TimeOf,
+}
+
+impl std::fmt::Debug for Since {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Since").field("at", &self.at).finish()
+    }
 }
 
 #[derive(Debug)]
@@ -185,6 +202,7 @@ impl Follower {
             watcher,
             last_error: None,
             ended: false,
+            since: None,
         };
         // Every segment there now is held before the first line is read: a reader that
         // takes its time is not overtaken by retention.
@@ -376,27 +394,74 @@ impl Follower {
             if std::mem::take(&mut self.skip_first_active) {
                 split.offset = line_start_of_end(&mut file, &path).map_err(Failure::Stuck)?;
             }
+            if let Some(since) = self.since.take() {
+                split.offset = self
+                    .enter_at(&mut file, &since)
+                    .map_err(|e| Failure::Stuck(Error::io("read", &path, e)))?;
+            }
             return Ok(Some(self.active(file, id, split)));
         }
     }
 
     fn open_held(&mut self, seq: u64, mut h: Held) -> Result<State, Failure> {
-        let opened = h
-            .file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| decoder(h.file, h.kind));
+        let mut split = Splitter::default();
+        let start = match self.since.take() {
+            Some(since) if h.kind != SegmentKind::Compressed => self.enter_at(&mut h.file, &since),
+            _ => Ok(0),
+        };
+        let opened = start.and_then(|at| {
+            split.offset = at;
+            h.file.seek(SeekFrom::Start(at))?;
+            decoder(h.file, h.kind)
+        });
         match opened {
             Ok(reader) => Ok(State::Segment(SegReader {
                 seq,
                 path: h.path,
                 reader,
-                split: Splitter::default(),
+                split,
             })),
             Err(e) => {
                 self.set_done(Some(seq));
                 Err(Failure::File(Error::io("read segment", &h.path, e)))
             }
         }
+    }
+
+    /// Where to start reading a plain file (a segment or the active file, whose times never
+    /// decrease) to find the first line at or after `since`: a line start found by
+    /// bisection, at most one probe span before it.
+    fn enter_at(&self, file: &mut File, since: &Since) -> io::Result<u64> {
+        let len = file.metadata()?.len();
+        super::seek::offset_at_or_before(file, len, since.at, &since.time_of)
+    }
+
+    /// Reads from `since` on: segments that end before it are skipped by their names (a
+    /// segment ends before the next one starts), and the first plain file is entered by
+    /// bisection. Lines before `since` may still come; the caller filters.
+    pub(super) fn starting_at(mut self, since: Since) -> Follower {
+        if let Ok(list) = self.logs.list(false) {
+            let mut segs: Vec<&SegmentFile> = list
+                .iter()
+                .filter(|s| s.kind != SegmentKind::Active && s.seq.is_some())
+                .collect();
+            segs.sort_by_key(|s| s.seq);
+            segs.dedup_by_key(|s| s.seq);
+            let mut done = self.done;
+            for pair in segs.windows(2) {
+                // Labels are whole seconds, rounded down: the next segment started before
+                // its label plus one second.
+                match pair[1].start_time() {
+                    Some(next) if next + Duration::from_secs(1) <= since.at => done = pair[0].seq,
+                    _ => break,
+                }
+            }
+            if done > self.done {
+                self.set_done(done);
+            }
+        }
+        self.since = Some(since);
+        self
     }
 
     fn active(&self, file: File, id: FileId, split: Splitter) -> State {

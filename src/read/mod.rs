@@ -32,6 +32,7 @@
 mod follow;
 mod gz;
 mod record;
+mod seek;
 mod shelf;
 
 use std::fs::File;
@@ -135,6 +136,16 @@ pub struct Line {
 }
 
 impl Line {
+    /// A line read while seeking (its place is not known).
+    fn probe(bytes: &[u8]) -> Line {
+        Line {
+            bytes: bytes.to_vec(),
+            seq: None,
+            offset: 0,
+            complete: true,
+        }
+    }
+
     /// The line's bytes, without the newline.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -326,6 +337,31 @@ impl LogDir {
     pub fn records(&self) -> Result<Records, Error> {
         Ok(Records {
             lines: self.lines()?,
+        })
+    }
+
+    /// [`LogDir::records`] from `since` on, found without reading what comes before: the
+    /// segments that end before it are known from their names, and in the first plain file
+    /// (segment or active file) the place is found by bisection, since the times in a file
+    /// never decrease. `time_of` reads a line's time (`None` for a line without one). A few
+    /// records before `since` may still come (at most one probe span, 64 KiB): filter them.
+    /// If the system clock stepped back while a file was written, records before the step
+    /// that are after `since` may be missed.
+    pub fn records_since(
+        &self,
+        since: SystemTime,
+        time_of: impl Fn(&Record) -> Option<SystemTime> + Send + Sync + 'static,
+    ) -> Result<Records, Error> {
+        let follower = Follower::new(self.clone(), follow::Start::Beginning, true)?;
+        let time_of = move |bytes: &[u8]| time_of(&Record::parse(Line::probe(bytes)));
+        let since = follow::Since {
+            at: since,
+            time_of: Box::new(time_of),
+        };
+        Ok(Records {
+            lines: Lines {
+                inner: follower.starting_at(since),
+            },
         })
     }
 

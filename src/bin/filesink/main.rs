@@ -267,17 +267,7 @@ impl Filter {
         let Some(text) = r.timestamp_text() else {
             return Ok(None);
         };
-        let t = match &self.time_format {
-            None => r.timestamp(),
-            Some(f) => chrono::DateTime::parse_from_str(text, f)
-                .map(SystemTime::from)
-                .ok()
-                .or_else(|| {
-                    chrono::NaiveDateTime::parse_from_str(text, f)
-                        .ok()
-                        .map(|t| t.and_utc().into())
-                }),
-        };
+        let t = record_time(r, self.time_format.as_deref());
         t.map(Some).ok_or_else(|| match &self.time_format {
             None => format!(
                 "--since/--until: the timestamp {text:?} (segment {}, offset {}) is not \
@@ -292,6 +282,22 @@ impl Filter {
                 r.line().offset()
             ),
         })
+    }
+}
+
+/// A record's time: RFC 3339, or `time_format` (chrono's syntax; UTC without `%z`).
+fn record_time(r: &Record, time_format: Option<&str>) -> Option<SystemTime> {
+    let text = r.timestamp_text()?;
+    match time_format {
+        None => r.timestamp(),
+        Some(f) => chrono::DateTime::parse_from_str(text, f)
+            .map(SystemTime::from)
+            .ok()
+            .or_else(|| {
+                chrono::NaiveDateTime::parse_from_str(text, f)
+                    .ok()
+                    .map(|t| t.and_utc().into())
+            }),
     }
 }
 
@@ -315,7 +321,15 @@ fn cat(logs: &LogDir, filter: &Filter) -> io::Result<ExitCode> {
     let out = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, out.lock());
     let mut code = ExitCode::SUCCESS;
-    for r in logs.records()? {
+    // With --since, the reader starts near it instead of reading everything before it.
+    let records = match filter.since {
+        Some(since) => {
+            let time_format = filter.time_format.clone();
+            logs.records_since(since, move |r| record_time(r, time_format.as_deref()))?
+        }
+        None => logs.records()?,
+    };
+    for r in records {
         let r = match r {
             Ok(r) => r,
             Err(e) => {
