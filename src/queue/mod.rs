@@ -326,9 +326,11 @@ impl Queue {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         // The writer marks the sink gone before it lists the slots to close them (under this
         // lock): a slot registered after that listing is born closed, so no event can wait
-        // in a slot nobody collects or counts.
+        // in a slot nobody collects or counts. Nor is it listed: nobody reads the list any
+        // more, and threads that keep starting after a shutdown must not grow it.
         if self.health.is_gone() {
             slot.lock().closed = true;
+            return slot;
         }
         slots.push(slot.clone());
         drop(slots);
@@ -434,5 +436,63 @@ impl Queue {
         if let Some(t) = self.writer.get() {
             t.unpark();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::timestamp::{TimeFormat, TimeZone, Timestamper};
+
+    fn queue() -> Queue {
+        let fmt = Formatter {
+            format: crate::Format::Json,
+            timestamper: Timestamper::new(TimeZone::Utc, &TimeFormat::rfc3339_micros()),
+            clock: crate::clock::Clock::System,
+            sink: SinkId::next(),
+            options: Default::default(),
+        };
+        Queue::new(fmt, 1024, 1 << 20, Overflow::Block, Duration::from_secs(2)).0
+    }
+
+    #[test]
+    fn threads_logging_after_the_writer_is_gone_add_no_slot() {
+        let q = Arc::new(queue());
+        q.health.set_gone();
+        let handles: Vec<_> = (0..200)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || q.log(Timed::new(b"x\n", None), false))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let mut copy = Vec::new();
+        q.slots(&[], &mut copy);
+        assert_eq!(copy.len(), 1, "only the orphan slot");
+        assert_eq!(q.counters.events_dropped.load(Ordering::Relaxed), 200);
+    }
+
+    #[test]
+    fn each_logging_thread_gets_one_slot_while_the_writer_lives() {
+        let q = Arc::new(queue());
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    q.log(Timed::new(b"x\n", None), false);
+                    q.log(Timed::new(b"y\n", None), false);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let mut copy = Vec::new();
+        q.slots(&[], &mut copy);
+        assert_eq!(copy.len(), 21, "the orphan slot and one per thread");
+        let records: u64 = copy.iter().map(|s| s.lock().chunk.records()).sum();
+        assert_eq!(records, 40);
     }
 }

@@ -42,6 +42,7 @@ impl Writer {
     pub(super) fn pass(&mut self) -> Pass {
         self.pass += 1;
         let below = mono_now();
+        self.last_below = below;
         let runs_before = self.runs.newest();
         let (collected, bytes) = self.collect_slots();
         let (received, drained) = self.receive();

@@ -62,7 +62,10 @@ impl Writer {
 
     /// Answers a flush once everything logged before it is in the batch.
     fn finish_flush(&mut self, sync: bool, ack: Ack) {
-        let mut written = self.write_out();
+        // The last pass may have left records stamped before its reading in hand, when the
+        // disk stopped taking the batch at the writer's limit: they are the flush's too.
+        self.order_below(self.last_below);
+        let mut written = self.write_out() && !self.runs.holds_below(self.last_below);
         if written {
             // Never acknowledge events written into a file that is no longer there.
             self.check_identity();

@@ -63,6 +63,9 @@ pub(crate) struct Writer {
     controls: VecDeque<(Control, u64)>,
     /// Passes so far.
     pass: u64,
+    /// The last pass's clock reading: a control carried out after it covers every record
+    /// stamped before it.
+    last_below: u64,
     /// Every sender is gone: the layer and the guard were dropped.
     disconnected: bool,
 
@@ -151,6 +154,7 @@ impl Writer {
             slots: Vec::new(),
             controls: VecDeque::new(),
             pass: 0,
+            last_below: 0,
             disconnected: false,
             runs: Runs::default(),
             notes_key: 0,
