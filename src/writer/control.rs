@@ -69,6 +69,10 @@ impl Writer {
         if written {
             // Never acknowledge events written into a file that is no longer there.
             self.check_identity();
+            if !self.runs.is_empty() {
+                // The check's note (the file was deleted) goes out with this flush.
+                let _ = self.pass();
+            }
             written = self.write_out();
         }
         if written && self.boundary_passed() {
