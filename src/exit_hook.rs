@@ -1,4 +1,6 @@
-//! The flush at process exit (`Builder::flush_on_exit`, on by default).
+//! The flush at process exit (`Builder::flush_on_exit`, on by default), and on a panic
+//! (`Builder::flush_on_panic`): one handler of each per process, whatever the number of
+//! sinks, each flushing the live sinks that opted in.
 //!
 //! `process::exit` runs the C library's `atexit` handlers but no Rust destructors, so a guard
 //! living in `main` or in a `static` is never dropped and whatever is queued would be lost;
@@ -41,5 +43,68 @@ pub(crate) fn register(queue: Weak<Queue>, timeout: Duration) {
     if let Ok(mut s) = SINKS.lock() {
         s.retain(|(q, _)| q.strong_count() > 0);
         s.push((queue, timeout));
+    }
+}
+
+static PANIC_SINKS: Mutex<Vec<(Weak<Queue>, Duration)>> = Mutex::new(Vec::new());
+static PANIC_HOOK: Once = Once::new();
+/// Panic hooks this crate has installed (at most one).
+static PANIC_HOOKS_SET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Registers `queue` to be flushed (and fsynced) from the panic hook. The hook is installed
+/// once, chained to the one before it; building more sinks adds them to its list instead of
+/// chaining another hook each time.
+pub(crate) fn register_panic(queue: Weak<Queue>, timeout: Duration) {
+    PANIC_HOOK.call_once(|| {
+        PANIC_HOOKS_SET.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let sinks: Vec<_> = match PANIC_SINKS.lock() {
+                Ok(s) => s
+                    .iter()
+                    .filter_map(|(q, t)| Some((q.upgrade()?, *t)))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            for (q, timeout) in sinks {
+                let _ = q.flush(timeout, true);
+            }
+            previous(info);
+        }));
+    });
+    if let Ok(mut s) = PANIC_SINKS.lock() {
+        s.retain(|(q, _)| q.strong_count() > 0);
+        s.push((queue, timeout));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn many_sinks_flushing_on_panic_share_one_hook() {
+        let dirs: Vec<_> = (0..20).map(|_| tempfile::tempdir().unwrap()).collect();
+        let sinks: Vec<_> = dirs
+            .iter()
+            .map(|d| {
+                crate::FileSink::builder(d.path(), "app")
+                    .flush_on_panic(true)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(PANIC_HOOKS_SET.load(Ordering::Relaxed), 1);
+        let live = PANIC_SINKS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(q, _)| q.strong_count() > 0)
+            .count();
+        assert!(live >= 20, "{live} sinks listed");
+        for (_, guard) in &sinks {
+            guard.shutdown(Duration::from_secs(5)).unwrap();
+        }
     }
 }

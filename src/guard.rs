@@ -138,22 +138,12 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         users: Weak::new(),
     };
     if cfg.flush_on_panic {
-        install_panic_hook(Arc::downgrade(&queue), cfg.shutdown_timeout);
+        crate::exit_hook::register_panic(Arc::downgrade(&queue), cfg.shutdown_timeout);
     }
     if cfg.flush_on_exit {
         crate::exit_hook::register(Arc::downgrade(&queue), cfg.shutdown_timeout);
     }
     Ok((queue, guard))
-}
-
-fn install_panic_hook(queue: Weak<Queue>, timeout: Duration) {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if let Some(q) = queue.upgrade() {
-            let _ = q.flush(timeout, true);
-        }
-        previous(info);
-    }));
 }
 
 impl FileSinkGuard {
