@@ -58,8 +58,8 @@ fn events_every_millisecond_never_wake_the_writer() {
 
 #[test]
 fn events_after_long_pauses_wake_the_writer_each_time() {
-    // The counter must be able to fail the test above: with 300 ms pauses the writer goes to
-    // deep sleep between events (after ~50 ms idle), and the events wake it.
+    // The counter must be able to fail the test above: with 300 ms pauses the writer sleeps
+    // between events (they are more than 5 ms apart), and the events wake it.
     let (wakeups, lines) = wakeups_for(5, Duration::from_millis(300));
     assert_eq!(lines, 5);
     assert!(
