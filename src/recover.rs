@@ -229,27 +229,6 @@ fn seal_torn(
     file.sync().map_err(|e| Error::io("fsync", path, e))?;
     let now = cfg.formatter.now();
     let opened = segment::first_timestamp(file).unwrap_or(now).min(now);
-    let label = name::label(opened, cfg.time_zone);
-    for _ in 0..1000 {
-        let seq = *next_seq;
-        let Some(next) = seq.checked_add(1) else {
-            break;
-        };
-        *next_seq = next;
-        let fin = cfg.path(&name::segment(&cfg.stem, seq, &label));
-        let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
-        if cfg.fs.identity(&gz).is_ok() || cfg.fs.identity(&fin).is_ok() {
-            continue;
-        }
-        match cfg.fs.rename_noreplace(path, &fin) {
-            Ok(()) => return Ok(seq),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io("seal torn active file", &fin, e)),
-        }
-    }
-    Err(Error::io(
-        "seal torn active file",
-        path,
-        io::Error::new(io::ErrorKind::AlreadyExists, "no free segment name"),
-    ))
+    segment::rename_active(cfg, opened, next_seq, false, "seal torn active file")
+        .map(|(seq, _, _)| seq)
 }

@@ -213,6 +213,21 @@ pub(crate) fn seal(
     opened: SystemTime,
     next_seq: &mut u64,
 ) -> Result<(PathBuf, PathBuf), Error> {
+    rename_active(cfg, opened, next_seq, true, "rename active file to segment")
+        .map(|(_, to, fin)| (to, fin))
+}
+
+/// Renames the active file, never replacing anything, to the next free segment number (one
+/// with neither a final nor a compressed segment): its pending name, or with `pending` false
+/// its final name (a file already durable). Returns (number, path renamed to, final path)
+/// and takes `next_seq` past the number used. `op` names the operation in errors.
+pub(crate) fn rename_active(
+    cfg: &Config,
+    opened: SystemTime,
+    next_seq: &mut u64,
+    pending: bool,
+    op: &'static str,
+) -> Result<(u64, PathBuf, PathBuf), Error> {
     let label = name::label(opened, cfg.time_zone);
     let fs: &dyn Fs = &*cfg.fs;
     for _ in 0..1000 {
@@ -225,18 +240,22 @@ pub(crate) fn seal(
         *next_seq = next;
         let fin = cfg.path(&name::segment(&cfg.stem, seq, &label));
         let gz = cfg.path(&name::compressed(&cfg.stem, seq, &label));
-        let pending = cfg.path(&name::pending(&cfg.stem, seq, &label));
         if fs.identity(&gz).is_ok() || fs.identity(&fin).is_ok() {
             continue;
         }
-        match fs.rename_noreplace(&cfg.active_path, &pending) {
-            Ok(()) => return Ok((pending, fin)),
+        let to = if pending {
+            cfg.path(&name::pending(&cfg.stem, seq, &label))
+        } else {
+            fin.clone()
+        };
+        match fs.rename_noreplace(&cfg.active_path, &to) {
+            Ok(()) => return Ok((seq, to, fin)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io("rename active file to segment", &pending, e)),
+            Err(e) => return Err(Error::io(op, &to, e)),
         }
     }
     Err(Error::io(
-        "rename active file to segment",
+        op,
         &cfg.active_path,
         io::Error::new(io::ErrorKind::AlreadyExists, "no free segment name"),
     ))
