@@ -43,10 +43,10 @@ impl Writer {
         self.pass += 1;
         let below = mono_now();
         self.last_below = below;
-        let runs_before = self.runs.newest();
+        let newest_before = self.runs.newest_added();
         let (collected, bytes) = self.collect_slots();
         let (received, drained) = self.receive();
-        let newest = self.runs.newest().filter(|n| Some(*n) != runs_before);
+        let newest = Some(self.runs.newest_added()).filter(|&n| n != newest_before);
         if collected + received > 0 {
             self.queue.notify_space();
         }

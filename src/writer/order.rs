@@ -57,6 +57,8 @@ pub(crate) struct Runs {
     runs: Vec<Run>,
     /// (head stamp, run index): rebuilt by every `emit`, kept to reuse its allocation.
     heap: BinaryHeap<Reverse<(u64, usize)>>,
+    /// The newest stamp ever added.
+    newest: u64,
     /// Records and bytes held.
     records: u64,
     bytes: usize,
@@ -68,6 +70,9 @@ impl Runs {
         debug_assert!(chunk.marks.windows(2).all(|w| w[0].key < w[1].key));
         self.records += chunk.records();
         self.bytes += chunk.data.len();
+        if let Some(m) = chunk.marks.last() {
+            self.newest = self.newest.max(m.key);
+        }
         self.runs.push(Run { chunk, next: 0 });
     }
 
@@ -85,12 +90,9 @@ impl Runs {
         self.bytes
     }
 
-    /// The newest stamp held.
-    pub(crate) fn newest(&self) -> Option<u64> {
-        self.runs
-            .iter()
-            .filter_map(|r| r.chunk.marks.last().map(|m| m.key))
-            .max()
+    /// The newest stamp ever added (0 before the first).
+    pub(crate) fn newest_added(&self) -> u64 {
+        self.newest
     }
 
     /// True when a record stamped before `below` is held.
