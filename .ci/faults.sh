@@ -3,7 +3,8 @@
 #   (a) strace -e inject=write:error=ENOSPC on the active file: no panic, exit 0, errors reported
 #   (b) strace -e inject=fsync,fdatasync:error=EIO: no panic, sync() returns the error
 #   (c) faketime clock jumps (+1 day, then 1 hour back) during daily/hourly rotation,
-#       inside one run and across restarts: no overwrite, no lost line
+#       inside one run and across restarts: no overwrite, no lost line; the printed times
+#       follow a step of the system clock within 100 ms of logging
 #   (d) logrotate in `create` mode with a postrotate SIGHUP -> guard.reopen(): nothing lost
 # Prints one PASS/FAIL line per check; exits non-zero if any check failed.
 set -uo pipefail
@@ -106,6 +107,15 @@ for rot in daily hourly; do
     else fail "(c) $rot, jumps across restarts: $v"; ls -l "$d"
     fi
 done
+
+# The printed times follow a step of the system clock (+1 day, then 1 hour back) within
+# 100 ms of logging, never show it before it happened, and keep the file's order.
+d="$WORK/c3"; mkdir -p "$d"
+out=$(LD_PRELOAD="$LIBFT" FAKETIME_TIMESTAMP_FILE="$WORK/c3.ft" FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1 \
+    "$BIN" step "$d" "$WORK/c3.ft" 2>"$WORK/c3.err"); rc=$?
+if [ $rc -ne 0 ] || ! no_panic "$WORK/c3.err"; then fail "(c) clock steps in the printed times: exit $rc: $out"; cat "$WORK/c3.err"
+else pass "(c) clock steps in the printed times: $out"
+fi
 
 # ---------------------------------------------------------------- (d) logrotate + SIGHUP
 d="$WORK/d"; mkdir -p "$d"; chmod 700 "$d"; pidfile="$WORK/d.pid"

@@ -6,6 +6,7 @@
 //! fault_target fsync   <dir> <events>                 fsync errors (strace inject=fsync)
 //! fault_target time    <dir> <daily|hourly> <rounds> <pause_ms>   time rotation (faketime)
 //! fault_target sighup  <dir> <pidfile> <rounds> <pause_ms>         logrotate + SIGHUP reopen
+//! fault_target step    <dir> <faketime file>          system clock steps +1 day, then -1 hour
 //! fault_target verify  <dir> <expected events|->     reads everything back, checks it
 //! ```
 //!
@@ -161,6 +162,7 @@ fn main() {
             guard.shutdown(Duration::from_secs(5)).expect("shutdown");
             println!("logged={seq} reopens={}", guard.stats().reopens);
         }
+        "step" => step(&dir, &arg(&args, 3, "faketime timestamp file"), run),
         "verify" => {
             // `-`: any number of events (only the other checks).
             let expected = match arg(&args, 3, "expected events").as_str() {
@@ -235,4 +237,123 @@ fn verify(dir: &Path, expected: Option<u64>) -> Result<String, String> {
         ));
     }
     Ok(format!("{} events in {files} files", seen.len()))
+}
+
+/// Logs for a quarter of a second at each of three system clock offsets (+0, +1 day, +23
+/// hours: a step forward, then one back), moving the fake clock itself through libfaketime's
+/// timestamp file, then reads the file back. The time order promise: the lines are in the
+/// order they were logged; their times never go back except once, by the backward step; each
+/// step shows in the first line logged 100 ms of logging after it at the latest (the sink
+/// compares its offset with the system clock every 100 ms of logging); no line logged before a
+/// step shows it.
+fn step(dir: &str, ctl: &str, run: u64) {
+    use std::time::Instant;
+    let set_offset =
+        |offset: &str| std::fs::write(ctl, format!("{offset}\n")).expect("write the faketime file");
+    set_offset("+0");
+    let guard = init(FileSink::builder(dir, STEM).build().expect("build"));
+    // When each event was logged, by the monotonic clock (which faketime leaves alone).
+    let mut logged: Vec<Instant> = Vec::new();
+    let mut steps: Vec<(usize, Instant)> = Vec::new();
+    for offset in ["+0", "+1d", "+23h"] {
+        if offset != "+0" {
+            set_offset(offset);
+            steps.push((logged.len(), Instant::now()));
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(250) {
+            let seq = logged.len() as u64;
+            logged.push(Instant::now());
+            tracing::info!(run, seq, "event");
+            // Pacing the load, not synchronizing: a few thousand lines per phase.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+    match check_steps(Path::new(dir), &logged, &steps) {
+        Ok(summary) => println!("logged={} {summary}", logged.len()),
+        Err(e) => {
+            println!("logged={} step: FAILED: {e}", logged.len());
+            std::process::exit(1);
+        }
+    }
+}
+
+fn check_steps(
+    dir: &Path,
+    logged: &[std::time::Instant],
+    steps: &[(usize, std::time::Instant)],
+) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(dir.join(format!("{STEM}.log"))).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("bad line {line:?}: {e}"))?;
+        let Some(seq) = v["fields"]["seq"].as_u64() else {
+            continue;
+        };
+        let ts = v["timestamp"]
+            .as_str()
+            .ok_or_else(|| format!("no timestamp: {line}"))?;
+        let t = chrono::DateTime::parse_from_rfc3339(ts).map_err(|e| format!("{ts}: {e}"))?;
+        lines.push((seq as usize, t.timestamp_nanos_opt().unwrap_or(0)));
+    }
+    if lines.len() != logged.len() {
+        return Err(format!(
+            "{} event lines, {} logged",
+            lines.len(),
+            logged.len()
+        ));
+    }
+    if let Some(w) = lines.windows(2).find(|w| w[1].0 != w[0].0 + 1) {
+        return Err(format!("seq {} followed by {}", w[0].0, w[1].0));
+    }
+    const SEC: i64 = 1_000_000_000;
+    // The expected change of the printed time at each step, with a second of slack for the
+    // time between the lines.
+    let expected = [
+        (86_400 * SEC, "forward a day"),
+        (-3_600 * SEC, "back an hour"),
+    ];
+    let mut shown = Vec::new();
+    for (&(at, when), (delta, what)) in steps.iter().zip(expected) {
+        // The first line from the step on whose time jumped by about `delta`.
+        let jump = lines
+            .windows(2)
+            .position(|w| (w[1].1 - w[0].1 - delta).abs() < SEC)
+            .map(|i| i + 1)
+            .ok_or_else(|| format!("the step {what} never shows in the times"))?;
+        if jump < at {
+            return Err(format!(
+                "the step {what} shows at seq {jump}, logged before the step (seq {at})"
+            ));
+        }
+        // The line before the jump was logged before 100 ms of logging had passed since the
+        // step (the check that saw the step runs at the first record 100 ms after the
+        // previous check, which came before the step); a millisecond of slack for the
+        // two clock readings.
+        let lag = logged[jump - 1].saturating_duration_since(when);
+        if lag > Duration::from_millis(101) {
+            return Err(format!(
+                "the step {what} shows {} lines and {lag:?} after it",
+                jump - at
+            ));
+        }
+        shown.push(format!("{what}: {} lines after", jump - at));
+    }
+    // Apart from the two steps, the times never go back and never jump.
+    let steps_at: Vec<usize> = lines
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1].1 < w[0].1 || w[1].1 - w[0].1 > SEC)
+        .map(|(i, _)| i + 1)
+        .collect();
+    if steps_at.len() != 2 {
+        return Err(format!(
+            "times go back or jump at {} places ({steps_at:?}), expected 2",
+            steps_at.len()
+        ));
+    }
+    Ok(format!("step: ok, {}", shown.join(", ")))
 }
