@@ -446,7 +446,7 @@ impl Builder {
             ));
         }
         if self.dir.as_os_str().is_empty() {
-            return Err(Error::config("directory", "the directory path is empty"));
+            return Err(Error::config("dir", "the directory path is empty"));
         }
         if self.queue_capacity == 0 {
             return Err(Error::config("queue_capacity", "must be at least 1 event"));
@@ -543,18 +543,27 @@ impl Builder {
         })
     }
 
+    /// How `build()`'s errors name this sink, so that a service with several can tell which
+    /// one failed: its stem and directory.
+    fn sink_name(&self) -> String {
+        format!("sink {:?} in {}", self.stem, self.dir.display())
+    }
+
     /// Validates the settings, takes the directory's lock for this stem, recovers what a
     /// previous run left, opens the active file and starts the writer thread (and the
     /// maintenance thread when compression or retention is on).
     ///
     /// # Errors
+    /// Each names the sink (`sink "app" in /var/log/app: ...`) and is one of:
     /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the setting,
     /// [`ErrorKind::Locked`](crate::ErrorKind::Locked) when another sink writes this file,
     /// [`ErrorKind::Symlink`](crate::ErrorKind::Symlink) when a path is a symbolic link,
     /// [`ErrorKind::Io`](crate::ErrorKind::Io) naming the operation and path.
     pub fn build(self) -> Result<(FileSinkLayer, FileSinkGuard), Error> {
-        let config = Arc::new(self.validate()?);
-        let (queue, mut guard) = crate::guard::start(config.clone())?;
+        let sink = self.sink_name();
+        let config = Arc::new(self.validate().map_err(|e| e.in_sink(&sink))?);
+        let (queue, mut guard) =
+            crate::guard::start(config.clone()).map_err(|e| e.in_sink(&sink))?;
         let users = guard.user();
         Ok((FileSinkLayer::new(config, queue, users), guard))
     }
@@ -563,8 +572,9 @@ impl Builder {
     /// for users who keep `tracing_subscriber::fmt::layer()` and its formatting. Each event the
     /// fmt layer writes becomes one record; control characters inside it are escaped.
     pub fn build_writer(self) -> Result<(FileSinkWriter, FileSinkGuard), Error> {
-        let config = Arc::new(self.validate()?);
-        let (queue, mut guard) = crate::guard::start(config)?;
+        let sink = self.sink_name();
+        let config = Arc::new(self.validate().map_err(|e| e.in_sink(&sink))?);
+        let (queue, mut guard) = crate::guard::start(config).map_err(|e| e.in_sink(&sink))?;
         let users = guard.user();
         Ok((FileSinkWriter::new(queue, users), guard))
     }

@@ -113,13 +113,13 @@ fn directory_that_cannot_be_created() {
 
     // A component of the path is a file: the error names that file.
     let under = file.join("logs");
-    let e = expect_config_error(FileSink::builder(&under, "app"), "directory");
+    let e = expect_config_error(FileSink::builder(&under, "app"), "dir");
     assert_eq!(e.path(), Some(file.as_path()));
     assert!(e.to_string().contains(&*under.to_string_lossy()), "{e}");
     assert!(e.to_string().contains("is a file, not a directory"), "{e}");
     assert!(e.io_error().is_some(), "{e:?}");
 
-    let e = expect_config_error(FileSink::builder(&file, "app"), "directory");
+    let e = expect_config_error(FileSink::builder(&file, "app"), "dir");
     assert_eq!(e.path(), Some(file.as_path()));
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
 }
