@@ -495,7 +495,7 @@ impl Builder {
             .validate()
             .map_err(|m| Error::config("compression", m))?;
         self.retention
-            .validate()
+            .validate(self.rotation.size)
             .map_err(|m| Error::config("retention", m))?;
         self.fsync
             .validate()

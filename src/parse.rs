@@ -51,6 +51,28 @@ pub(crate) fn size(s: &str) -> Option<u64> {
     n.checked_mul(mul)
 }
 
+/// `bytes` in the units [`size`] reads: the largest binary unit that divides it, else the
+/// largest decimal one, else bytes (`"64 MiB"`, `"500 MB"`, `"1001 bytes"`).
+pub(crate) fn size_text(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 8] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+        (1_000_000_000_000, "TB"),
+        (1_000_000_000, "GB"),
+        (1_000_000, "MB"),
+        (1_000, "kB"),
+    ];
+    match UNITS
+        .iter()
+        .find(|(unit, _)| bytes > 0 && bytes.is_multiple_of(*unit))
+    {
+        Some((unit, name)) => format!("{} {name}", bytes / unit),
+        None => format!("{bytes} bytes"),
+    }
+}
+
 /// `"500 ms"`, `"90 s"`, `"30 min"`, `"6 hours"`, `"7 days"`, `"2 weeks"` (singular and
 /// plural, short and long unit names).
 pub(crate) fn duration(s: &str) -> Option<Duration> {

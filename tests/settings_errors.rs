@@ -3,7 +3,7 @@
 //! message saying what to write instead, and the README's recipe for a log shipper running
 //! as another user works.
 
-use tracing_filesink::{Builder, Compression, ErrorKind, FileSink, Retention};
+use tracing_filesink::{Builder, Compression, ErrorKind, FileSink, Retention, Rotation};
 
 fn refused(b: Builder, setting: &str) -> String {
     let e = b.build().expect_err("build() must refuse this");
@@ -78,7 +78,7 @@ fn keeping_zero_files_is_refused() {
         FileSink::builder(tmp.path(), "app").retention(Retention::files(0)),
         "retention",
     );
-    assert!(msg.contains("files(0)"), "{msg}");
+    assert!(msg.contains("0 files"), "{msg}");
     assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
 }
 
@@ -136,6 +136,62 @@ fn a_shipper_in_the_group_can_read() {
         0o2750,
         "an existing directory's mode is left alone"
     );
+}
+
+/// A size limit of zero deletes every finished segment as it is finished, like keeping zero
+/// files: refused, and so is a limit the active file alone can fill (below the rotation
+/// size). The message names both settings.
+#[test]
+fn a_size_limit_that_deletes_everything_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let msg = refused(
+        FileSink::builder(tmp.path(), "app").retention(Retention::keep_all().max_bytes(0)),
+        "retention",
+    );
+    assert!(msg.contains("every finished segment"), "{msg}");
+    let msg = refused(
+        FileSink::builder(tmp.path(), "app")
+            .rotation(Rotation::size(64 << 20).or(Rotation::daily()))
+            .retention(Retention::files(5).max_bytes(1 << 20)),
+        "retention",
+    );
+    assert!(
+        msg.contains("`rotation`") && msg.contains("64 MiB") && msg.contains("1 MiB"),
+        "{msg}"
+    );
+    assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+    // At least the rotation size builds, and so does any limit with time rotation only.
+    for (rotation, limit) in [(Rotation::size(1 << 20), 1 << 20), (Rotation::daily(), 1)] {
+        let (_l, g) = FileSink::builder(tmp.path(), "app")
+            .rotation(rotation)
+            .retention(Retention::keep_all().max_bytes(limit))
+            .build()
+            .unwrap();
+        g.shutdown(std::time::Duration::from_secs(5)).unwrap();
+    }
+}
+
+/// A value a configuration file can hold gets a message in the file's terms, without the
+/// Rust API's names.
+#[test]
+fn refusals_of_values_a_file_can_hold_use_no_rust_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = || FileSink::builder(tmp.path(), "app");
+    let d = std::time::Duration::ZERO;
+    for (builder, setting) in [
+        (b().retention(Retention::files(0)), "retention"),
+        (
+            b().retention(Retention::keep_all().max_bytes(0)),
+            "retention",
+        ),
+        (b().retention(Retention::keep_all().max_age(d)), "retention"),
+        (b().fsync(tracing_filesink::Fsync::Every(d)), "fsync"),
+        (b().rotation(Rotation::size(0)), "rotation"),
+        (b().rotation(Rotation::every(d)), "rotation"),
+    ] {
+        let msg = refused(builder, setting);
+        assert!(!msg.contains("::") && !msg.contains("()"), "{msg}");
+    }
 }
 
 /// An empty directory path is the `dir` setting, as `FileSink::builder(dir, stem)` and the
