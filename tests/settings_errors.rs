@@ -202,6 +202,23 @@ fn an_empty_dir_is_reported_as_dir() {
     assert!(msg.contains("`dir`"), "{msg}");
 }
 
+/// Permission bits written in decimal (`file_mode(640)`, `file_mode = 640` in TOML) get a
+/// hint about octal.
+#[test]
+fn a_decimal_mode_gets_an_octal_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let msg = refused(
+        FileSink::builder(tmp.path(), "app").file_mode(640),
+        "file_mode",
+    );
+    assert!(msg.contains("0o640"), "{msg}");
+    let msg = refused(
+        FileSink::builder(tmp.path(), "app").dir_mode(750),
+        "dir_mode",
+    );
+    assert!(msg.contains("0o750"), "{msg}");
+}
+
 /// A service with several sinks can tell which one failed: `build()`'s errors name the
 /// directory and the stem.
 #[test]
@@ -222,6 +239,37 @@ fn build_errors_name_the_sink() {
         .build()
         .unwrap_err();
     assert!(e.to_string().contains("\"billing\""), "{e}");
+}
+
+/// A directory the sink creates takes its group and other read access from `file_mode`
+/// (read → read and search), so `file_mode(0o640)` alone lets the group list and read the
+/// logs; an explicit `dir_mode` wins.
+#[cfg(unix)]
+#[test]
+fn the_directory_mode_follows_the_file_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (file_mode, dir_mode, want) in [
+        (0o600, None, 0o700),
+        (0o640, None, 0o750),
+        (0o644, None, 0o755),
+        (0o660, None, 0o750),
+        (0o604, None, 0o705),
+        (0o644, Some(0o700), 0o700),
+    ] {
+        let dir = tmp.path().join(format!("logs-{file_mode:o}-{dir_mode:?}"));
+        let mut b = FileSink::builder(&dir, "app").file_mode(file_mode);
+        if let Some(m) = dir_mode {
+            b = b.dir_mode(m);
+        }
+        let (_l, g) = b.build().unwrap();
+        assert_eq!(
+            mode(&dir),
+            want,
+            "file_mode {file_mode:o}, dir_mode {dir_mode:?}"
+        );
+        assert_eq!(mode(g.active_path()), file_mode);
+        g.shutdown(std::time::Duration::from_secs(5)).unwrap();
+    }
 }
 
 /// The child of `an_unwritable_directory_is_named` reads its directory from this variable.
