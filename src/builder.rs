@@ -42,7 +42,7 @@ impl FileSink {
             time_zone: TimeZone::Utc,
             time_format: TimeFormat::rfc3339_micros(),
             file_mode: 0o600,
-            dir_mode: 0o700,
+            dir_mode: None,
             shutdown_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(2),
             rotation: Rotation::never(),
@@ -73,7 +73,7 @@ impl FileSink {
 /// | [`time_zone`](Builder::time_zone) | [`TimeZone::Utc`] |
 /// | [`time_format`](Builder::time_format) | RFC 3339, microseconds |
 /// | [`file_mode`](Builder::file_mode) | `0o600` |
-/// | [`dir_mode`](Builder::dir_mode) | `0o700` (only when the sink creates the directory) |
+/// | [`dir_mode`](Builder::dir_mode) | `0o700`, plus read and search for whoever `file_mode` lets read (only when the sink creates the directory) |
 /// | [`shutdown_timeout`](Builder::shutdown_timeout) | 5 s |
 /// | [`stall_timeout`](Builder::stall_timeout) | 2 s |
 /// | [`rotation`](Builder::rotation) | [`Rotation::never()`] |
@@ -117,7 +117,8 @@ pub struct Builder {
     time_zone: TimeZone,
     time_format: TimeFormat,
     file_mode: u32,
-    dir_mode: u32,
+    /// `None`: derived from `file_mode` (`dir_mode_for`).
+    dir_mode: Option<u32>,
     shutdown_timeout: Duration,
     stall_timeout: Duration,
     rotation: Rotation,
@@ -304,10 +305,14 @@ impl Builder {
         self
     }
 
-    /// Permission bits of the log directory when the sink creates it. Default: `0o700`.
-    /// Ignored on Windows.
+    /// Permission bits of the log directory when the sink creates it (an existing
+    /// directory's mode and group are left alone). Default: derived from
+    /// [`file_mode`](Builder::file_mode), so that whoever may read the files may also list
+    /// the directory: `0o700`, plus read and search for the group if the file mode lets the
+    /// group read, and the same for others (`0o600` → `0o700`, `0o640` → `0o750`, `0o644` →
+    /// `0o755`). Ignored on Windows.
     pub fn dir_mode(mut self, mode: u32) -> Self {
-        self.dir_mode = mode;
+        self.dir_mode = Some(mode);
         self
     }
 
@@ -446,7 +451,7 @@ impl Builder {
             ));
         }
         if self.dir.as_os_str().is_empty() {
-            return Err(Error::config("directory", "the directory path is empty"));
+            return Err(Error::config("dir", "the directory path is empty"));
         }
         if self.queue_capacity == 0 {
             return Err(Error::config("queue_capacity", "must be at least 1 event"));
@@ -468,17 +473,21 @@ impl Builder {
             return Err(Error::config(
                 "file_mode",
                 format!(
-                    "{:#o} must be permission bits that let the owner read and write",
-                    self.file_mode
+                    "{:#o} must be permission bits that let the owner read and write{}",
+                    self.file_mode,
+                    decimal_mode_hint(self.file_mode)
                 ),
             ));
         }
-        if self.dir_mode & !0o777 != 0 || self.dir_mode & 0o700 != 0o700 {
+        let dir_mode = self
+            .dir_mode
+            .unwrap_or_else(|| dir_mode_for(self.file_mode));
+        if dir_mode & !0o777 != 0 || dir_mode & 0o700 != 0o700 {
             return Err(Error::config(
                 "dir_mode",
                 format!(
-                    "{:#o} must let the owner read, write and search",
-                    self.dir_mode
+                    "{dir_mode:#o} must let the owner read, write and search{}",
+                    decimal_mode_hint(dir_mode)
                 ),
             ));
         }
@@ -495,7 +504,7 @@ impl Builder {
             .validate()
             .map_err(|m| Error::config("compression", m))?;
         self.retention
-            .validate()
+            .validate(self.rotation.size)
             .map_err(|m| Error::config("retention", m))?;
         self.fsync
             .validate()
@@ -524,7 +533,7 @@ impl Builder {
             active_path,
             stem,
             file_mode: self.file_mode,
-            dir_mode: self.dir_mode,
+            dir_mode,
             overflow: self.overflow,
             queue_capacity: self.queue_capacity,
             queue_bytes: self.queue_bytes,
@@ -543,18 +552,27 @@ impl Builder {
         })
     }
 
+    /// How `build()`'s errors name this sink, so that a service with several can tell which
+    /// one failed: its stem and directory.
+    fn sink_name(&self) -> String {
+        format!("sink {:?} in {}", self.stem, self.dir.display())
+    }
+
     /// Validates the settings, takes the directory's lock for this stem, recovers what a
     /// previous run left, opens the active file and starts the writer thread (and the
     /// maintenance thread when compression or retention is on).
     ///
     /// # Errors
+    /// Each names the sink (`sink "app" in /var/log/app: ...`) and is one of:
     /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the setting,
     /// [`ErrorKind::Locked`](crate::ErrorKind::Locked) when another sink writes this file,
     /// [`ErrorKind::Symlink`](crate::ErrorKind::Symlink) when a path is a symbolic link,
     /// [`ErrorKind::Io`](crate::ErrorKind::Io) naming the operation and path.
     pub fn build(self) -> Result<(FileSinkLayer, FileSinkGuard), Error> {
-        let config = Arc::new(self.validate()?);
-        let (queue, mut guard) = crate::guard::start(config.clone())?;
+        let sink = self.sink_name();
+        let config = Arc::new(self.validate().map_err(|e| e.in_sink(&sink))?);
+        let (queue, mut guard) =
+            crate::guard::start(config.clone()).map_err(|e| e.in_sink(&sink))?;
         let users = guard.user();
         Ok((FileSinkLayer::new(config, queue, users), guard))
     }
@@ -563,9 +581,39 @@ impl Builder {
     /// for users who keep `tracing_subscriber::fmt::layer()` and its formatting. Each event the
     /// fmt layer writes becomes one record; control characters inside it are escaped.
     pub fn build_writer(self) -> Result<(FileSinkWriter, FileSinkGuard), Error> {
-        let config = Arc::new(self.validate()?);
-        let (queue, mut guard) = crate::guard::start(config)?;
+        let sink = self.sink_name();
+        let config = Arc::new(self.validate().map_err(|e| e.in_sink(&sink))?);
+        let (queue, mut guard) = crate::guard::start(config).map_err(|e| e.in_sink(&sink))?;
         let users = guard.user();
         Ok((FileSinkWriter::new(queue, users), guard))
     }
+}
+
+/// The default directory mode for `file_mode`: the owner's `rwx`, and read and search for the
+/// group and for others where the file mode lets them read (what they could read they can
+/// also find). Write permission on files gives no write permission on the directory.
+fn dir_mode_for(file_mode: u32) -> u32 {
+    let mut mode = 0o700;
+    if file_mode & 0o040 != 0 {
+        mode |= 0o050;
+    }
+    if file_mode & 0o004 != 0 {
+        mode |= 0o005;
+    }
+    mode
+}
+
+/// The octal digits `mode` was probably meant as, when it reads like permission bits written
+/// in decimal (`640` is `0o1200`): its decimal digits are all octal ones and make valid bits.
+pub(crate) fn decimal_mode_digits(mode: u32) -> Option<String> {
+    let digits = mode.to_string();
+    let octal = u32::from_str_radix(&digits, 8).ok()?;
+    (mode > 0o777 && octal <= 0o777).then_some(digits)
+}
+
+/// `decimal_mode_digits` as the end of `build()`'s message.
+fn decimal_mode_hint(mode: u32) -> String {
+    decimal_mode_digits(mode).map_or_else(String::new, |d| {
+        format!("; {mode} is decimal, and permission bits are octal: did you mean 0o{d}?")
+    })
 }

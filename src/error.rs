@@ -42,6 +42,8 @@ struct Inner {
     setting: Option<&'static str>,
     path: Option<PathBuf>,
     io: Option<io::Error>,
+    /// Which sink, for `build()`'s errors: `sink "app" in /var/log/app`.
+    sink: Option<String>,
 }
 
 impl Error {
@@ -59,6 +61,29 @@ impl Error {
                 setting,
                 path,
                 io,
+                sink: None,
+            }),
+        }
+    }
+
+    /// This error, naming the sink it comes from (`build()` adds it, so that a service with
+    /// several sinks can tell which one failed).
+    pub(crate) fn in_sink(self, sink: &str) -> Error {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            kind: shared.kind,
+            message: shared.message.clone(),
+            setting: shared.setting,
+            path: shared.path.clone(),
+            io: shared
+                .io
+                .as_ref()
+                .map(|e| io::Error::new(e.kind(), e.to_string())),
+            sink: None,
+        });
+        Error {
+            inner: Arc::new(Inner {
+                sink: Some(sink.to_string()),
+                ..inner
             }),
         }
     }
@@ -130,18 +155,30 @@ impl Error {
                     dir.display(),
                     file.display()
                 ),
-                Some("directory"),
+                Some("dir"),
                 Some(file.to_path_buf()),
                 Some(err),
             ),
             None => Error::new(
                 ErrorKind::Io,
                 "cannot create the log directory".into(),
-                Some("directory"),
+                Some("dir"),
                 Some(dir.to_path_buf()),
                 Some(err),
             ),
         }
+    }
+
+    /// The sink may not create files in its directory `dir` (found creating the first one):
+    /// the directory is what to fix, not the file.
+    pub(crate) fn dir_not_writable(dir: &Path, err: io::Error) -> Error {
+        Error::new(
+            ErrorKind::Io,
+            "cannot create files in the log directory".into(),
+            Some("dir"),
+            Some(dir.to_path_buf()),
+            Some(err),
+        )
     }
 
     pub(crate) fn symlink(path: &Path) -> Error {
@@ -200,8 +237,8 @@ impl Error {
         self.inner.kind
     }
 
-    /// The builder setting this error is about: for [`ErrorKind::InvalidConfig`], and for
-    /// `directory` when creating the log directory failed.
+    /// The builder setting this error is about: for [`ErrorKind::InvalidConfig`], and `dir`
+    /// when the log directory could not be created or written to.
     pub fn setting(&self) -> Option<&'static str> {
         self.inner.setting
     }
@@ -236,12 +273,18 @@ impl fmt::Debug for Error {
         if let Some(e) = &self.inner.io {
             d.field("io", e);
         }
+        if let Some(sink) = &self.inner.sink {
+            d.field("sink", sink);
+        }
         d.finish()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(sink) = &self.inner.sink {
+            write!(f, "{sink}: ")?;
+        }
         match self.inner.setting {
             Some(setting) if self.inner.kind == ErrorKind::InvalidConfig => {
                 write!(f, "invalid setting `{setting}`: ")?
@@ -292,12 +335,12 @@ mod tests {
 
     #[test]
     fn display_names_setting_and_path() {
-        let e = Error::config_path("directory", Path::new("/x/y"), "cannot create directory");
+        let e = Error::config_path("dir", Path::new("/x/y"), "cannot create directory");
         let s = e.to_string();
-        assert!(s.contains("`directory`"), "{s}");
+        assert!(s.contains("`dir`"), "{s}");
         assert!(s.contains("/x/y"), "{s}");
         assert_eq!(e.kind(), ErrorKind::InvalidConfig);
-        assert_eq!(e.setting(), Some("directory"));
+        assert_eq!(e.setting(), Some("dir"));
     }
 
     #[test]
@@ -315,7 +358,7 @@ mod tests {
             io::Error::from(io::ErrorKind::PermissionDenied),
         );
         assert_eq!(e.kind(), ErrorKind::Io);
-        assert_eq!(e.setting(), Some("directory"));
+        assert_eq!(e.setting(), Some("dir"));
         assert_eq!(e.path(), Some(Path::new("/nonexistent-root/logs")));
         assert_eq!(
             e.io_error().map(io::Error::kind),

@@ -15,7 +15,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use crate::builder::{Builder, FileSink};
 use crate::error::Error;
 use crate::format::{Format, TimeFormat, TimeZone};
-use crate::parse::{bad, duration, size};
+use crate::parse::{bad, bad_term, duration, size, unit_hint, Want};
 use crate::retain::Retention;
 use crate::rotate::Rotation;
 use crate::settings::Compression;
@@ -24,7 +24,13 @@ use crate::settings::Overflow;
 
 /// Every [`Builder`] setting, as read from a configuration file; a setting left out keeps
 /// the builder's default. Keys are the builder's method names; values take the one-line
-/// forms of the settings' `FromStr` implementations:
+/// forms of the settings' `FromStr` implementations. Sizes and durations take units that
+/// cannot be mistaken for each other: sizes `B`, `kB`/`MB`/`GB`/`TB` (powers of 1000) and
+/// `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024); durations `ms`, `s`, `min`, `h`, `days`,
+/// `weeks`. A bare `K`, `M`, `G` or `T` is refused (is `M` minutes or megabytes, decimal or
+/// binary?) with what to write instead, and so is a retention limit without a unit (`"30"`:
+/// files or bytes?). A size may also be a whole number of bytes (`rotation = 67108864`,
+/// `queue_bytes = 1048576`).
 ///
 /// ```toml
 /// dir = "/var/log/app"
@@ -38,10 +44,11 @@ use crate::settings::Overflow;
 /// overflow = "block"               # "drop", "block for 100 ms"
 /// fsync = "on error"               # "never", "always", "every 1 s"
 /// queue_capacity = 65536
-/// queue_bytes = "64 MiB"
-/// file_mode = 0o640                # or "0640"
-/// dir_mode = 0o750
+/// queue_bytes = "64 MiB"           # or a number of bytes
+/// file_mode = 0o640                # or "0640" (octal; a decimal 640 is refused)
+/// dir_mode = 0o750                 # default: from file_mode (0o640 -> 0o750)
 /// shutdown_timeout = "5 s"
+/// stall_timeout = "2 s"
 /// compress_after = 1
 /// rotate_on_startup = false
 /// flush_on_panic = false
@@ -99,6 +106,8 @@ pub struct FileSinkConfig {
     pub dir_mode: Option<u32>,
     /// [`Builder::shutdown_timeout`].
     pub shutdown_timeout: Option<Duration>,
+    /// [`Builder::stall_timeout`].
+    pub stall_timeout: Option<Duration>,
     /// [`Builder::compress_after`].
     pub compress_after: Option<usize>,
     /// [`Builder::rotate_on_startup`].
@@ -143,27 +152,46 @@ pub struct FileSinkConfig {
     pub static_field: Vec<(String, String)>,
 }
 
-/// A value as the configuration file wrote it: a scalar, or a table of them.
+/// A value as the configuration file wrote it. Every type a format can hold has a variant,
+/// so that a value of the wrong type is refused by `apply`, naming its key.
 enum Raw {
     Bool(bool),
     Int(i128),
+    Float(f64),
     Str(String),
+    Null,
+    List(Vec<Raw>),
     Map(Vec<(String, Raw)>),
 }
+
+/// The key under which the `toml` crate hands a date or time to `deserialize_any`.
+const TOML_DATETIME: &str = "$__toml_private_datetime";
 
 impl fmt::Display for Raw {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Raw::Bool(b) => write!(f, "{b}"),
             Raw::Int(i) => write!(f, "{i}"),
+            Raw::Float(x) => write!(f, "{x:?}"),
             Raw::Str(s) => write!(f, "{s:?}"),
-            Raw::Map(m) => {
-                f.write_str("{")?;
-                for (i, (k, v)) in m.iter().enumerate() {
-                    write!(f, "{}{k} = {v}", if i == 0 { " " } else { ", " })?;
+            Raw::Null => f.write_str("null"),
+            Raw::List(l) => {
+                f.write_str("[")?;
+                for (i, v) in l.iter().enumerate() {
+                    write!(f, "{}{v}", if i == 0 { "" } else { ", " })?;
                 }
-                f.write_str(" }")
+                f.write_str("]")
             }
+            Raw::Map(m) => match m.as_slice() {
+                [(k, Raw::Str(date))] if k == TOML_DATETIME => f.write_str(date),
+                _ => {
+                    f.write_str("{")?;
+                    for (i, (k, v)) in m.iter().enumerate() {
+                        write!(f, "{}{k} = {v}", if i == 0 { " " } else { ", " })?;
+                    }
+                    f.write_str(" }")
+                }
+            },
         }
     }
 }
@@ -193,6 +221,7 @@ impl FileSinkConfig {
             file_mode,
             dir_mode,
             shutdown_timeout,
+            stall_timeout,
             compress_after,
             rotate_on_startup,
             flush_on_panic,
@@ -243,9 +272,26 @@ impl FileSinkConfig {
             "dir" => self.dir = PathBuf::from(text("dir", &raw)?),
             "stem" => self.stem = text("stem", &raw)?.to_string(),
             "format" => parsed!(format),
-            "rotation" => parsed!(rotation),
+            // A whole number of bytes, like queue_bytes.
+            "rotation" => match raw {
+                Raw::Int(i) => {
+                    let n = u64::try_from(i).map_err(|_| refuse("rotation", &raw, ROTATION))?;
+                    self.rotation = Some(Rotation::size(n));
+                }
+                _ => parsed!(rotation),
+            },
             "compression" => parsed!(compression),
-            "retention" => parsed!(retention),
+            "retention" => {
+                // A number alone could be files or bytes: say what to write.
+                let hint = unit_hint(&raw.to_string(), Want::SizeOrAge);
+                if let (Raw::Int(_), Some(hint)) = (&raw, hint) {
+                    return Err(Error::config(
+                        "retention",
+                        format!("cannot read {raw}: {hint}"),
+                    ));
+                }
+                parsed!(retention)
+            }
             "time_zone" => parsed!(time_zone),
             "time_format" => parsed!(time_format),
             "overflow" => parsed!(overflow),
@@ -257,6 +303,7 @@ impl FileSinkConfig {
             "shutdown_timeout" => {
                 self.shutdown_timeout = Some(time("shutdown_timeout", &raw)?);
             }
+            "stall_timeout" => self.stall_timeout = Some(time("stall_timeout", &raw)?),
             "compress_after" => self.compress_after = Some(count("compress_after", &raw)?),
             "rotate_on_startup" => self.rotate_on_startup = Some(flag("rotate_on_startup", &raw)?),
             "flush_on_panic" => self.flush_on_panic = Some(flag("flush_on_panic", &raw)?),
@@ -312,7 +359,7 @@ fn pairs(key: &'static str, raw: Raw) -> Result<Vec<(String, String)>, Error> {
             .into_iter()
             .map(|(k, v)| match v {
                 Raw::Str(v) => Ok((k, v)),
-                other => Err(bad(key, &other.to_string(), "a string value for each key")),
+                other => Err(refuse(key, &other, "a string value for each key")),
             })
             .collect(),
         Raw::Str(s) => s
@@ -323,13 +370,23 @@ fn pairs(key: &'static str, raw: Raw) -> Result<Vec<(String, String)>, Error> {
                 None => Err(bad(key, &s, "pairs like \"key=value, key2=value2\"")),
             })
             .collect(),
-        other => Err(bad(
+        other => Err(refuse(
             key,
-            &other.to_string(),
+            &other,
             "a table of strings or \"key=value, key2=value2\"",
         )),
     }
 }
+
+/// `raw` did not read as `key`: the value as the file wrote it (a string quoted once).
+fn refuse(key: &'static str, raw: &Raw, expected: &str) -> Error {
+    match raw {
+        Raw::Str(s) => bad(key, s, expected),
+        other => Error::config(key, format!("cannot read {other}; expected {expected}")),
+    }
+}
+
+const ROTATION: &str = "a size like \"64 MiB\" or a whole number of bytes";
 
 fn text<'a>(key: &'static str, raw: &'a Raw) -> Result<&'a str, Error> {
     match raw {
@@ -345,46 +402,60 @@ fn count(key: &'static str, raw: &Raw) -> Result<usize, Error> {
     let n = match raw {
         Raw::Int(i) => usize::try_from(*i).ok(),
         Raw::Str(s) => s.trim().parse().ok(),
-        Raw::Bool(_) | Raw::Map(_) => None,
+        _ => None,
     };
-    n.ok_or_else(|| bad(key, &raw.to_string(), "a whole number"))
+    n.ok_or_else(|| refuse(key, raw, "a whole number"))
 }
 
 fn bytes(key: &'static str, raw: &Raw) -> Result<usize, Error> {
+    const EXPECTED: &str = "a size like \"64 MiB\"";
     let n = match raw {
         Raw::Int(i) => usize::try_from(*i).ok(),
-        Raw::Str(s) => size(s).and_then(|n| usize::try_from(n).ok()),
-        Raw::Bool(_) | Raw::Map(_) => None,
+        Raw::Str(s) => match size(s) {
+            Some(n) => usize::try_from(n).ok(),
+            None => return Err(bad_term(key, s, s, Want::Size, EXPECTED)),
+        },
+        _ => None,
     };
-    n.ok_or_else(|| bad(key, &raw.to_string(), "a size like \"64 MiB\""))
+    n.ok_or_else(|| refuse(key, raw, EXPECTED))
 }
 
 fn mode(key: &'static str, raw: &Raw) -> Result<u32, Error> {
     let n = match raw {
-        Raw::Int(i) => u32::try_from(*i).ok(),
+        // TOML and YAML read `640` as decimal (0o1200): refused here with a hint about octal,
+        // rather than by build() as bits it cannot make sense of.
+        Raw::Int(i) => match u32::try_from(*i) {
+            Ok(m) => match crate::builder::decimal_mode_digits(m) {
+                None => Some(m),
+                Some(d) => {
+                    return Err(Error::config(
+                        key,
+                        format!(
+                            "cannot read {raw}: a number is decimal here ({m} is {m:#o}), and \
+                             permission bits are octal: write 0o{d} or the string \"0{d}\""
+                        ),
+                    ))
+                }
+            },
+            Err(_) => None,
+        },
         // Strings are octal, as chmod reads them: "0640", "0o640", "640".
         Raw::Str(s) => {
             let s = s.trim();
             let digits = s.strip_prefix("0o").unwrap_or(s);
             u32::from_str_radix(digits, 8).ok()
         }
-        Raw::Bool(_) | Raw::Map(_) => None,
+        _ => None,
     };
-    n.ok_or_else(|| {
-        bad(
-            key,
-            &raw.to_string(),
-            "octal permission bits like 0o640 or \"0640\"",
-        )
-    })
+    n.ok_or_else(|| refuse(key, raw, "octal permission bits like 0o640 or \"0640\""))
 }
 
 fn time(key: &'static str, raw: &Raw) -> Result<Duration, Error> {
-    let d = match raw {
-        Raw::Str(s) => duration(s),
-        _ => None,
-    };
-    d.ok_or_else(|| bad(key, &raw.to_string(), "a duration like \"5 s\""))
+    const EXPECTED: &str = "a duration like \"5 s\"";
+    match raw {
+        Raw::Str(s) => duration(s).ok_or_else(|| bad_term(key, s, s, Want::Duration, EXPECTED)),
+        other => Err(refuse(key, other, EXPECTED)),
+    }
 }
 
 fn flag(key: &'static str, raw: &Raw) -> Result<bool, Error> {
@@ -395,9 +466,9 @@ fn flag(key: &'static str, raw: &Raw) -> Result<bool, Error> {
             "false" | "no" | "off" | "0" => Some(false),
             _ => None,
         },
-        Raw::Int(_) | Raw::Map(_) => None,
+        _ => None,
     };
-    b.ok_or_else(|| bad(key, &raw.to_string(), "true or false"))
+    b.ok_or_else(|| refuse(key, raw, "true or false"))
 }
 
 impl<'de> Deserialize<'de> for Raw {
@@ -406,7 +477,7 @@ impl<'de> Deserialize<'de> for Raw {
         impl<'de> Visitor<'de> for V {
             type Value = Raw;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, a whole number, a boolean or a table")
+                f.write_str("a value")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
                 Ok(Raw::Bool(v))
@@ -417,8 +488,24 @@ impl<'de> Deserialize<'de> for Raw {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
                 Ok(Raw::Int(v.into()))
             }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw, E> {
+                Ok(Raw::Float(v))
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
                 Ok(Raw::Str(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Raw, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Raw, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element::<Raw>()? {
+                    items.push(v);
+                }
+                Ok(Raw::List(items))
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
                 let mut entries = Vec::new();

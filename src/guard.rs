@@ -66,7 +66,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         Ok(m) if m.file_type().is_symlink() && dir.is_dir() => {} // a symlinked log dir is the admin's choice
         Ok(_) => {
             return Err(Error::config_path(
-                "directory",
+                "dir",
                 dir,
                 "the log directory path exists and is not a directory",
             ))

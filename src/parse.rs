@@ -2,7 +2,10 @@
 //! `"64 MiB or daily"`, `"30 files, 7 days"`, `"gzip 9"`, `"+05:30"`, `"block for 100 ms"`.
 //!
 //! Every `FromStr` here fails with an [`Error`] of kind `InvalidConfig` that names the
-//! setting and quotes the value it could not read.
+//! setting and quotes the value it could not read, and never panics, whatever the string
+//! (`tests/settings_props.rs`). Sizes and durations share no unit: sizes `B`, `kB`..`TB`,
+//! `KiB`..`TiB`; durations `ms`, `s`, `min`, `h`, `days`, `weeks`. A unit that could be read
+//! two ways (a bare `M`: minutes or megabytes) is refused with what to write instead.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -33,7 +36,8 @@ fn number_unit(s: &str) -> Option<(u64, String)> {
 }
 
 /// `"64 MiB"` (binary units KiB to TiB), `"64 MB"` (decimal units kB to TB), `"100 B"`,
-/// or a plain number of bytes.
+/// or a plain number of bytes. A bare `K`, `M`, `G` or `T` is no unit: decimal or binary,
+/// and `M` minutes or megabytes, is for the user to say (see [`unit_hint`]).
 pub(crate) fn size(s: &str) -> Option<u64> {
     let (n, unit) = number_unit(s)?;
     let mul: u64 = match unit.as_str() {
@@ -51,20 +55,113 @@ pub(crate) fn size(s: &str) -> Option<u64> {
     n.checked_mul(mul)
 }
 
+/// `bytes` in the units [`size`] reads: the largest binary unit that divides it, else the
+/// largest decimal one, else bytes (`"64 MiB"`, `"500 MB"`, `"1001 bytes"`).
+pub(crate) fn size_text(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 8] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+        (1_000_000_000_000, "TB"),
+        (1_000_000_000, "GB"),
+        (1_000_000, "MB"),
+        (1_000, "kB"),
+    ];
+    match UNITS
+        .iter()
+        .find(|(unit, _)| bytes > 0 && bytes.is_multiple_of(*unit))
+    {
+        Some((unit, name)) => format!("{} {name}", bytes / unit),
+        None => format!("{bytes} bytes"),
+    }
+}
+
 /// `"500 ms"`, `"90 s"`, `"30 min"`, `"6 hours"`, `"7 days"`, `"2 weeks"` (singular and
-/// plural, short and long unit names).
+/// plural, short and long unit names). Minutes are `min`, never a bare `m`.
 pub(crate) fn duration(s: &str) -> Option<Duration> {
     let (n, unit) = number_unit(s)?;
     let secs: u64 = match unit.as_str() {
         "ms" | "millisecond" | "milliseconds" => return Some(Duration::from_millis(n)),
         "s" | "sec" | "secs" | "second" | "seconds" => 1,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        // Not a bare "m": minutes to some, megabytes (or months) to others; `unit_hint`
+        // says what to write instead.
+        "min" | "mins" | "minute" | "minutes" => 60,
         "h" | "hour" | "hours" => 3_600,
         "d" | "day" | "days" => 86_400,
         "w" | "week" | "weeks" => 7 * 86_400,
         _ => return None,
     };
     n.checked_mul(secs).map(Duration::from_secs)
+}
+
+/// What a setting's term may be, for [`unit_hint`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A size (`queue_bytes`, a free-space limit).
+    Size,
+    /// A duration (timeouts, intervals).
+    Duration,
+    /// A size or an age (a retention limit).
+    SizeOrAge,
+    /// A size, or an interval after `every` (a rotation term).
+    SizeOrEvery,
+}
+
+/// What to write instead of a term whose unit could be read two ways: a bare `K`, `M`, `G`
+/// or `T` (decimal or binary; `M` is also minutes), or, for a retention limit, a number
+/// with no unit at all (files or bytes).
+pub(crate) fn unit_hint(term: &str, want: Want) -> Option<String> {
+    let (n, unit) = number_unit(term)?;
+    if unit.is_empty() {
+        return (want == Want::SizeOrAge).then(|| {
+            format!(
+                "a number alone could be files or bytes: write \"{n} files\", or a size with \
+                 its unit (\"{n} MiB\", \"{n} B\")"
+            )
+        });
+    }
+    let (decimal, binary) = match unit.as_str() {
+        "k" => ("kB", "KiB"),
+        "m" => ("MB", "MiB"),
+        "g" => ("GB", "GiB"),
+        "t" => ("TB", "TiB"),
+        _ => return None,
+    };
+    let letter = unit.to_ascii_uppercase();
+    let sizes = format!("\"{n} {decimal}\" or \"{n} {binary}\"");
+    Some(match (want, unit == "m") {
+        (Want::Duration, false) => return None,
+        (Want::Duration, true) => {
+            format!("\"m\" alone could be minutes or megabytes: write \"{n} min\" for minutes")
+        }
+        (Want::Size, _) | (_, false) => format!(
+            "\"{letter}\" alone does not say whether the size is decimal or binary: write {sizes}"
+        ),
+        (Want::SizeOrAge, true) => format!(
+            "\"M\" alone could be minutes or megabytes: write {sizes} for a size, \
+             \"{n} min\" for an age"
+        ),
+        (Want::SizeOrEvery, true) => format!(
+            "\"M\" alone could be minutes or megabytes: write {sizes} for a size, \
+             \"every {n} min\" for an interval"
+        ),
+    })
+}
+
+/// [`bad`] for `value` (the whole setting) whose `term` did not read: with what to write
+/// instead when the term's unit is ambiguous, else the forms `expected`.
+pub(crate) fn bad_term(
+    setting: &'static str,
+    value: &str,
+    term: &str,
+    want: Want,
+    expected: &str,
+) -> Error {
+    match unit_hint(term, want) {
+        Some(hint) => Error::config(setting, format!("cannot read {value:?}: {hint}")),
+        None => bad(setting, value, expected),
+    }
 }
 
 /// Words of `s`, lowercased, split on whitespace.
@@ -78,7 +175,9 @@ const ROTATION: &str = "\"never\", \"minutely\", \"hourly\", \"daily\", \"weekly
 impl FromStr for Rotation {
     type Err = Error;
 
-    /// `"64 MiB"`, `"daily"`, `"64 MiB or daily"`, `"every 6 hours"`, `"never"`.
+    /// `"64 MiB"`, `"daily"`, `"64 MiB or daily"`, `"every 6 hours"`, `"never"`. A plain
+    /// number is bytes (`"67108864"`); `"64 M"` is refused (write `"64 MB"`, `"64 MiB"` or
+    /// `"every 64 min"`).
     fn from_str(s: &str) -> Result<Rotation, Error> {
         let lower = s.to_ascii_lowercase();
         let mut rotation = Rotation::never();
@@ -91,10 +190,13 @@ impl FromStr for Rotation {
                 "daily" => Rotation::daily(),
                 "weekly" => Rotation::weekly(),
                 _ => match term.strip_prefix("every ") {
-                    Some(d) => {
-                        Rotation::every(duration(d).ok_or_else(|| bad("rotation", s, ROTATION))?)
-                    }
-                    None => Rotation::size(size(term).ok_or_else(|| bad("rotation", s, ROTATION))?),
+                    Some(d) => Rotation::every(
+                        duration(d)
+                            .ok_or_else(|| bad_term("rotation", s, d, Want::Duration, ROTATION))?,
+                    ),
+                    None => Rotation::size(size(term).ok_or_else(|| {
+                        bad_term("rotation", s, term, Want::SizeOrEvery, ROTATION)
+                    })?),
                 },
             };
             rotation = rotation.or(one);
@@ -110,28 +212,38 @@ impl FromStr for Retention {
     type Err = Error;
 
     /// `"30 files"`, `"7 days"`, `"10 GiB"` (total size), `"5 GiB free"` (free space),
-    /// combined with `,` or `and`: `"30 files, 7 days"`; `"keep all"`.
+    /// combined with `,` or `and`: `"30 files, 7 days"`; `"keep all"`. A size needs its unit
+    /// (`"30"` could be files or bytes) and `"500 M"` is refused (write `"500 MB"`,
+    /// `"500 MiB"` or `"500 min"`).
     fn from_str(s: &str) -> Result<Retention, Error> {
         let lower = s.to_ascii_lowercase();
         if matches!(lower.trim(), "keep all" | "all") {
             return Ok(Retention::keep_all());
         }
         let mut r = Retention::keep_all();
+        // A size needs its unit here: a number alone could be a count of files.
+        let sized = |t: &str| match number_unit(t) {
+            Some((_, unit)) if !unit.is_empty() => size(t),
+            _ => None,
+        };
         for term in lower.split(',').flat_map(|t| t.split(" and ")) {
             let term = term.trim();
-            let err = || bad("retention", s, RETENTION);
+            let err = |t: &str, want| bad_term("retention", s, t, want, RETENTION);
             if let Some(n) = term
                 .strip_suffix("files")
                 .or_else(|| term.strip_suffix("file"))
             {
-                let n = n.trim().parse().map_err(|_| err())?;
+                let n = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("retention", s, RETENTION))?;
                 r.files = Some(n);
             } else if let Some(free) = term.strip_suffix("free") {
-                r = r.min_free_bytes(size(free).ok_or_else(err)?);
+                r = r.min_free_bytes(sized(free).ok_or_else(|| err(free, Want::Size))?);
             } else if let Some(d) = duration(term) {
                 r = r.max_age(d);
             } else {
-                r = r.max_bytes(size(term).ok_or_else(err)?);
+                r = r.max_bytes(sized(term).ok_or_else(|| err(term, Want::SizeOrAge))?);
             }
         }
         Ok(r)
@@ -212,7 +324,8 @@ impl FromStr for TimeZone {
         };
         let (h, m) = match hm.split_once(':') {
             Some(hm) => hm,
-            None if hm.len() == 4 => hm.split_at(2),
+            // Checked: a non-ASCII character may straddle the middle.
+            None if hm.len() == 4 => hm.split_at_checked(2).ok_or_else(err)?,
             None => (hm, "0"),
         };
         let h: i32 = h.parse().map_err(|_| err())?;
@@ -241,23 +354,29 @@ impl FromStr for TimeFormat {
     }
 }
 
+const OVERFLOW: &str = "\"block\", \"drop\" or \"block for 100 ms\"";
+
 impl FromStr for Overflow {
     type Err = Error;
 
     /// `"block"`, `"drop"`, `"block for 100 ms"`.
     fn from_str(s: &str) -> Result<Overflow, Error> {
         let lower = s.trim().to_ascii_lowercase();
-        let err = || bad("overflow", s, "\"block\", \"drop\" or \"block for 100 ms\"");
+        let err = || bad("overflow", s, OVERFLOW);
         match lower.as_str() {
             "block" => Ok(Overflow::Block),
             "drop" => Ok(Overflow::Drop),
             _ => match lower.strip_prefix("block for ") {
-                Some(d) => Ok(Overflow::BlockFor(duration(d).ok_or_else(err)?)),
+                Some(d) => Ok(Overflow::BlockFor(duration(d).ok_or_else(|| {
+                    bad_term("overflow", s, d, Want::Duration, OVERFLOW)
+                })?)),
                 None => Err(err()),
             },
         }
     }
 }
+
+const FSYNC: &str = "\"never\", \"always\", \"every 1 s\" or \"on error\"";
 
 impl FromStr for Fsync {
     type Err = Error;
@@ -266,19 +385,15 @@ impl FromStr for Fsync {
     /// level or more severe).
     fn from_str(s: &str) -> Result<Fsync, Error> {
         let lower = s.trim().to_ascii_lowercase();
-        let err = || {
-            bad(
-                "fsync",
-                s,
-                "\"never\", \"always\", \"every 1 s\" or \"on error\"",
-            )
-        };
+        let err = || bad("fsync", s, FSYNC);
         match lower.as_str() {
             "never" => Ok(Fsync::Never),
             "always" => Ok(Fsync::Always),
             _ => {
                 if let Some(d) = lower.strip_prefix("every ") {
-                    Ok(Fsync::Every(duration(d).ok_or_else(err)?))
+                    Ok(Fsync::Every(duration(d).ok_or_else(|| {
+                        bad_term("fsync", s, d, Want::Duration, FSYNC)
+                    })?))
                 } else if let Some(l) = lower.strip_prefix("on ") {
                     let l = if l.trim() == "warning" { "warn" } else { l };
                     Ok(Fsync::OnLevel(
@@ -312,6 +427,60 @@ mod tests {
         assert_eq!(duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(duration("6 hours"), Some(Duration::from_secs(6 * 3600)));
         assert_eq!(duration("7 fortnights"), None);
+    }
+
+    #[test]
+    fn units_that_could_be_read_two_ways_are_refused_with_a_hint() {
+        assert_eq!(duration("5 m"), None, "minutes are `min`");
+        assert_eq!(duration("5 min"), Some(Duration::from_secs(300)));
+        assert_eq!(size("5 M"), None);
+        let hint = |t, w| unit_hint(t, w).unwrap_or_default();
+        assert!(hint("500 M", Want::SizeOrAge).contains("\"500 MB\" or \"500 MiB\""));
+        assert!(hint("500 M", Want::SizeOrAge).contains("\"500 min\""));
+        assert!(hint("64m", Want::SizeOrEvery).contains("\"every 64 min\""));
+        assert!(hint("5 m", Want::Duration).contains("\"5 min\""));
+        assert!(hint("2 g", Want::Size).contains("\"2 GB\" or \"2 GiB\""));
+        assert!(hint("30", Want::SizeOrAge).contains("\"30 files\""));
+        for (term, want) in [
+            ("2 g", Want::Duration),
+            ("30", Want::Size),
+            ("5 MiB", Want::Size),
+            ("fortnight", Want::SizeOrAge),
+        ] {
+            assert_eq!(unit_hint(term, want), None, "{term}");
+        }
+        let e = "500 M".parse::<Retention>().unwrap_err();
+        assert_eq!(e.setting(), Some("retention"));
+        assert!(e.to_string().contains("\"500 MiB\""), "{e}");
+        assert!("30".parse::<Retention>().is_err());
+        assert!("5 free".parse::<Retention>().is_err());
+        assert!("every 5 m".parse::<Rotation>().is_err());
+        assert!("every 5 m".parse::<Fsync>().is_err());
+        assert!("block for 5 m".parse::<Overflow>().is_err());
+    }
+
+    #[test]
+    fn size_text_reads_back() {
+        for (bytes, text) in [
+            (0, "0 bytes"),
+            (1001, "1001 bytes"),
+            (64 << 20, "64 MiB"),
+            (10_000_000, "10 MB"),
+            (1536, "1536 bytes"),
+            (3072, "3 KiB"),
+            (5 << 40, "5 TiB"),
+        ] {
+            assert_eq!(size_text(bytes), text);
+            assert_eq!(size(text), Some(bytes), "{text}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_offsets_do_not_panic() {
+        for s in ["+aüa", "-üü", "UTC+éé", "+ü:00"] {
+            let e = s.parse::<TimeZone>().unwrap_err();
+            assert_eq!(e.setting(), Some("time_zone"), "{s}");
+        }
     }
 
     #[test]

@@ -44,7 +44,11 @@ impl Retention {
         }
     }
     /// Also keep the sink's files (active file included) within `bytes` on disk, deleting the
-    /// oldest finished segments first.
+    /// oldest finished segments first. Because the active file counts, `build()` refuses 0
+    /// and a limit below a size [`Rotation`](crate::Rotation) (the active file alone would
+    /// fill it and every finished segment would go); a limit of a few times the rotation size
+    /// keeps a few finished segments. With time rotation only, the limit is not checked
+    /// against anything: an active file larger than the limit leaves no finished segment.
     #[must_use]
     pub const fn max_bytes(mut self, bytes: u64) -> Retention {
         self.max_bytes = Some(bytes);
@@ -64,16 +68,40 @@ impl Retention {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Refuses limits that would delete every finished segment as soon as it is finished:
+    /// 0 files, 0 bytes, an age of 0, or a size limit below `rotation_size` (the active file,
+    /// counted in the limit, would fill it alone). The messages speak of values, not of
+    /// this API, because a configuration file's user reads them too.
+    pub(crate) fn validate(&self, rotation_size: Option<u64>) -> Result<(), String> {
+        const EVERY: &str = "would delete every finished segment as soon as it is finished";
         if self.files == Some(0) {
-            return Err(
-                "files(0) would delete every finished segment: keep at least 1, or \
-                        keep all with Retention::keep_all()"
-                    .into(),
-            );
+            return Err(format!(
+                "keeping 0 files {EVERY}: keep at least 1 file, or set no file limit to keep \
+                 them all"
+            ));
+        }
+        if self.max_bytes == Some(0) {
+            return Err(format!(
+                "a size limit of 0 bytes {EVERY}: give a size of at least the rotation size, \
+                 or set no size limit"
+            ));
         }
         if self.max_age == Some(Duration::ZERO) {
-            return Err("max_age must be greater than zero".into());
+            return Err(format!(
+                "an age limit of 0 {EVERY}: give an age greater than zero, or set no age limit"
+            ));
+        }
+        if let (Some(limit), Some(rotation)) = (self.max_bytes, rotation_size) {
+            if limit < rotation {
+                return Err(format!(
+                    "a size limit of {} is below the rotation size of {} (`rotation`): the \
+                     active file, counted in the limit, fills it alone, so every finished \
+                     segment would be deleted. Make the limit at least the rotation size (a few \
+                     times it keeps a few segments), or rotate at a smaller size",
+                    crate::parse::size_text(limit),
+                    crate::parse::size_text(rotation)
+                ));
+            }
         }
         Ok(())
     }

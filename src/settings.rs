@@ -50,7 +50,10 @@ pub enum Fsync {
 impl Fsync {
     pub(crate) fn validate(&self) -> Result<(), String> {
         match self {
-            Fsync::Every(d) if d.is_zero() => Err("Fsync::Every needs a non-zero interval".into()),
+            // No API names: a configuration file's user reads this too.
+            Fsync::Every(d) if d.is_zero() => {
+                Err("the interval between fsyncs must be greater than zero".into())
+            }
             _ => Ok(()),
         }
     }

@@ -1,6 +1,7 @@
 //! Bad configuration is a clear error from `build()`, naming the setting and the path; the
 //! sink never follows a symlink; two sinks never write one active file (in one process or
-//! two); files are created 0600 and the directory 0700 whatever the umask.
+//! two); files are created 0600 and the directory 0700 whatever the umask (0750 with a
+//! file mode the group may read).
 
 mod common;
 mod platform_support;
@@ -113,13 +114,13 @@ fn directory_that_cannot_be_created() {
 
     // A component of the path is a file: the error names that file.
     let under = file.join("logs");
-    let e = expect_config_error(FileSink::builder(&under, "app"), "directory");
+    let e = expect_config_error(FileSink::builder(&under, "app"), "dir");
     assert_eq!(e.path(), Some(file.as_path()));
     assert!(e.to_string().contains(&*under.to_string_lossy()), "{e}");
     assert!(e.to_string().contains("is a file, not a directory"), "{e}");
     assert!(e.io_error().is_some(), "{e:?}");
 
-    let e = expect_config_error(FileSink::builder(&file, "app"), "directory");
+    let e = expect_config_error(FileSink::builder(&file, "app"), "dir");
     assert_eq!(e.path(), Some(file.as_path()));
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
 }
@@ -398,10 +399,16 @@ fn check_modes(umask: &str, file_mode: Option<u32>) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The directory lets whoever may read the files list it: 0700, 0750 for file_mode 0640.
+    let want_dir = if file_mode.is_some_and(|m| m & 0o040 != 0) {
+        0o750
+    } else {
+        0o700
+    };
     assert_eq!(
         platform_support::mode_of(&dir),
-        0o700,
-        "umask {umask}: directory mode"
+        want_dir,
+        "umask {umask}, file_mode {file_mode:?}: directory mode"
     );
     let want = file_mode.unwrap_or(0o600);
     let names = common::file_names(&dir);

@@ -388,3 +388,185 @@ fn bad_record_options_name_the_key() {
     let e = c.builder().build().unwrap_err();
     assert_eq!(e.setting(), Some("rename_key"), "{e}");
 }
+
+/// `base` plus `line`, read: the error's text.
+fn toml_error(line: &str) -> String {
+    toml::from_str::<FileSinkConfig>(&format!("dir = \"logs\"\nstem = \"app\"\n{line}\n"))
+        .expect_err(line)
+        .to_string()
+}
+
+/// `M` is minutes to some and megabytes to others: sizes and durations take units that
+/// cannot be mistaken for each other, the same in rotation and retention, and an ambiguous
+/// one is refused with what to write instead.
+#[test]
+fn sizes_and_durations_cannot_be_mistaken() {
+    let mut c = FileSinkConfig::default();
+    for (key, value, hints) in [
+        (
+            "retention",
+            "500 M",
+            &["\"500 MB\"", "\"500 MiB\"", "\"500 min\""][..],
+        ),
+        ("retention", "500m", &["\"500 MB\"", "\"500 min\""]),
+        ("retention", "30 files, 2 G", &["\"2 GB\"", "\"2 GiB\""]),
+        (
+            "rotation",
+            "64 M",
+            &["\"64 MB\"", "\"64 MiB\"", "\"every 64 min\""],
+        ),
+        ("rotation", "every 5 m", &["\"5 min\""]),
+        ("shutdown_timeout", "5 m", &["\"5 min\""]),
+        ("queue_bytes", "8 M", &["\"8 MB\"", "\"8 MiB\""]),
+        ("retention", "30", &["\"30 files\"", "\"30 B\""]),
+    ] {
+        let e = c.set(key, value).expect_err(value);
+        assert_eq!(e.setting(), Some(key), "{e}");
+        let msg = e.to_string();
+        for hint in hints {
+            assert!(msg.contains(hint), "{key} = {value:?}: no {hint} in {msg}");
+        }
+    }
+    // The units that say what they mean read the same in both settings.
+    c.set("retention", "500 MB, 500 min").unwrap();
+    assert_eq!(
+        c.retention,
+        Some(
+            Retention::keep_all()
+                .max_bytes(500_000_000)
+                .max_age(Duration::from_secs(500 * 60))
+        )
+    );
+    c.set("rotation", "500 MiB or every 500 min").unwrap();
+    assert_eq!(
+        c.rotation,
+        Some(Rotation::size(500 << 20).or(Rotation::every(Duration::from_secs(500 * 60))))
+    );
+}
+
+/// Values set from strings are quoted once in errors, numbers and durations included.
+#[test]
+fn set_quotes_the_value_once() {
+    let mut c = FileSinkConfig::default();
+    for key in [
+        "queue_capacity",
+        "queue_bytes",
+        "shutdown_timeout",
+        "file_mode",
+        "with_level",
+    ] {
+        let msg = c.set(key, "-1").unwrap_err().to_string();
+        assert!(msg.contains("cannot read \"-1\""), "{key}: {msg}");
+        assert!(!msg.contains("\\\"-1\\\""), "{key}: {msg}");
+    }
+}
+
+/// A table, an array, a float or a date where a setting takes a string or a number is an
+/// error naming the key.
+#[test]
+fn a_value_of_the_wrong_type_names_the_key() {
+    for line in [
+        "retention = { files = 3 }",
+        "rotation = [\"daily\"]",
+        "queue_bytes = 1.5",
+        "rotation = 64.0",
+        "shutdown_timeout = 1979-05-27",
+        "with_level = [true]",
+        "static_field = [\"a=b\"]",
+    ] {
+        let key = line.split(' ').next().unwrap();
+        let msg = toml_error(line);
+        assert!(msg.contains(&format!("`{key}`")), "{line}: {msg}");
+    }
+}
+
+/// Every builder setting is a key: each `pub fn` of the builder (but the test clock) is
+/// known to `set`.
+#[test]
+fn every_builder_setting_is_a_key() {
+    let source = include_str!("../src/builder.rs");
+    let mut c = FileSinkConfig::default();
+    let mut names = Vec::new();
+    for line in source.lines() {
+        let Some(rest) = line.trim().strip_prefix("pub fn ") else {
+            continue;
+        };
+        let name = rest.split(['(', '<']).next().unwrap();
+        if ["builder", "build", "build_writer", "clock"].contains(&name) {
+            continue;
+        }
+        names.push(name);
+        if let Err(e) = c.set(name, "") {
+            assert_eq!(e.setting(), Some(name), "`{name}` is not a key: {e}");
+        }
+    }
+    assert!(names.contains(&"stall_timeout"), "{names:?}");
+    c.set("stall_timeout", "10 s").unwrap();
+    assert_eq!(c.stall_timeout, Some(Duration::from_secs(10)));
+    let c: FileSinkConfig =
+        toml::from_str("dir = \"logs\"\nstem = \"app\"\nstall_timeout = \"500 ms\"\n").unwrap();
+    assert_eq!(c.stall_timeout, Some(Duration::from_millis(500)));
+}
+
+/// A size written as a TOML integer reads as bytes wherever a size is the only reading
+/// (`rotation` like `queue_bytes`); where it could be a count too (`retention`) the error
+/// says what to write.
+#[test]
+fn integers_read_as_bytes_where_that_is_the_only_reading() {
+    let c: FileSinkConfig = toml::from_str(
+        "dir = \"logs\"\nstem = \"app\"\nrotation = 67108864\nqueue_bytes = 1048576\n",
+    )
+    .unwrap();
+    assert_eq!(c.rotation, Some(Rotation::size(64 << 20)));
+    assert_eq!(c.queue_bytes, Some(1 << 20));
+    let msg = toml_error("retention = 30");
+    assert!(
+        msg.contains("`retention`") && msg.contains("\"30 files\""),
+        "{msg}"
+    );
+}
+
+/// Errors a configuration file's user sees say what to write in the file: no Rust names.
+#[test]
+fn errors_speak_the_file_s_language() {
+    for (line, key) in [
+        ("retention = \"0 files\"", "retention"),
+        ("retention = \"0 B\"", "retention"),
+        ("retention = \"0 s\"", "retention"),
+        ("fsync = \"every 0 s\"", "fsync"),
+        ("rotation = \"every 0 s\"", "rotation"),
+        ("rotation = 0", "rotation"),
+        ("compression = \"gzip 10\"", "compression"),
+        ("dir = \"\"", "dir"),
+    ] {
+        let text = match line.strip_prefix("dir = ") {
+            Some(_) => format!("stem = \"app\"\n{line}\n"),
+            None => format!("dir = \"logs\"\nstem = \"app\"\n{line}\n"),
+        };
+        let c: FileSinkConfig = match toml::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => panic!("{line}: {e}"),
+        };
+        let e = c.builder().build().unwrap_err();
+        assert_eq!(e.setting(), Some(key), "{line}: {e}");
+        let msg = e.to_string();
+        assert!(!msg.contains("::") && !msg.contains("()"), "{line}: {msg}");
+    }
+}
+
+/// `file_mode = 640` is decimal in TOML (0o1200): the error says to write octal.
+#[test]
+fn a_decimal_mode_in_toml_gets_a_hint() {
+    for (line, hint) in [("file_mode = 640", "0o640"), ("dir_mode = 750", "0o750")] {
+        let msg = toml_error(line);
+        assert!(
+            msg.contains(hint) && msg.contains("\"0") && msg.contains("octal"),
+            "{line}: {msg}"
+        );
+    }
+    // The decimal spelling of valid bits, and octal strings, still read.
+    let c: FileSinkConfig =
+        toml::from_str("dir = \"logs\"\nstem = \"app\"\nfile_mode = 416\ndir_mode = \"750\"\n")
+            .unwrap();
+    assert_eq!((c.file_mode, c.dir_mode), (Some(0o640), Some(0o750)));
+}

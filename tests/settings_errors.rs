@@ -3,7 +3,7 @@
 //! message saying what to write instead, and the README's recipe for a log shipper running
 //! as another user works.
 
-use tracing_filesink::{Builder, Compression, ErrorKind, FileSink, Retention};
+use tracing_filesink::{Builder, Compression, ErrorKind, FileSink, Retention, Rotation};
 
 fn refused(b: Builder, setting: &str) -> String {
     let e = b.build().expect_err("build() must refuse this");
@@ -23,7 +23,7 @@ fn permission_denied_creating_the_directory_stays_permission_denied() {
     let dir = std::path::Path::new("/sys/fs/tracing-filesink-test/logs");
     let e = FileSink::builder(dir, "app").build().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Io, "{e}");
-    assert_eq!(e.setting(), Some("directory"), "{e}");
+    assert_eq!(e.setting(), Some("dir"), "{e}");
     assert_eq!(
         e.io_error().map(|io| io.kind()),
         Some(std::io::ErrorKind::PermissionDenied),
@@ -78,7 +78,7 @@ fn keeping_zero_files_is_refused() {
         FileSink::builder(tmp.path(), "app").retention(Retention::files(0)),
         "retention",
     );
-    assert!(msg.contains("files(0)"), "{msg}");
+    assert!(msg.contains("0 files"), "{msg}");
     assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
 }
 
@@ -135,5 +135,209 @@ fn a_shipper_in_the_group_can_read() {
         mode(&dir),
         0o2750,
         "an existing directory's mode is left alone"
+    );
+}
+
+/// A size limit of zero deletes every finished segment as it is finished, like keeping zero
+/// files: refused, and so is a limit the active file alone can fill (below the rotation
+/// size). The message names both settings.
+#[test]
+fn a_size_limit_that_deletes_everything_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let msg = refused(
+        FileSink::builder(tmp.path(), "app").retention(Retention::keep_all().max_bytes(0)),
+        "retention",
+    );
+    assert!(msg.contains("every finished segment"), "{msg}");
+    let msg = refused(
+        FileSink::builder(tmp.path(), "app")
+            .rotation(Rotation::size(64 << 20).or(Rotation::daily()))
+            .retention(Retention::files(5).max_bytes(1 << 20)),
+        "retention",
+    );
+    assert!(
+        msg.contains("`rotation`") && msg.contains("64 MiB") && msg.contains("1 MiB"),
+        "{msg}"
+    );
+    assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+    // At least the rotation size builds, and so does any limit with time rotation only.
+    for (rotation, limit) in [(Rotation::size(1 << 20), 1 << 20), (Rotation::daily(), 1)] {
+        let (_l, g) = FileSink::builder(tmp.path(), "app")
+            .rotation(rotation)
+            .retention(Retention::keep_all().max_bytes(limit))
+            .build()
+            .unwrap();
+        g.shutdown(std::time::Duration::from_secs(5)).unwrap();
+    }
+}
+
+/// A value a configuration file can hold gets a message in the file's terms, without the
+/// Rust API's names.
+#[test]
+fn refusals_of_values_a_file_can_hold_use_no_rust_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = || FileSink::builder(tmp.path(), "app");
+    let d = std::time::Duration::ZERO;
+    for (builder, setting) in [
+        (b().retention(Retention::files(0)), "retention"),
+        (
+            b().retention(Retention::keep_all().max_bytes(0)),
+            "retention",
+        ),
+        (b().retention(Retention::keep_all().max_age(d)), "retention"),
+        (b().fsync(tracing_filesink::Fsync::Every(d)), "fsync"),
+        (b().rotation(Rotation::size(0)), "rotation"),
+        (b().rotation(Rotation::every(d)), "rotation"),
+    ] {
+        let msg = refused(builder, setting);
+        assert!(!msg.contains("::") && !msg.contains("()"), "{msg}");
+    }
+}
+
+/// An empty directory path is the `dir` setting, as `FileSink::builder(dir, stem)` and the
+/// configuration file call it.
+#[test]
+fn an_empty_dir_is_reported_as_dir() {
+    let msg = refused(FileSink::builder("", "app"), "dir");
+    assert!(msg.contains("`dir`"), "{msg}");
+}
+
+/// Permission bits written in decimal (`file_mode(640)`, `file_mode = 640` in TOML) get a
+/// hint about octal.
+#[test]
+fn a_decimal_mode_gets_an_octal_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let msg = refused(
+        FileSink::builder(tmp.path(), "app").file_mode(640),
+        "file_mode",
+    );
+    assert!(msg.contains("0o640"), "{msg}");
+    let msg = refused(
+        FileSink::builder(tmp.path(), "app").dir_mode(750),
+        "dir_mode",
+    );
+    assert!(msg.contains("0o750"), "{msg}");
+}
+
+/// A service with several sinks can tell which one failed: `build()`'s errors name the
+/// directory and the stem.
+#[test]
+fn build_errors_name_the_sink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc-logs");
+    let msg = refused(
+        FileSink::builder(&dir, "audit").retention(Retention::files(0)),
+        "retention",
+    );
+    assert!(
+        msg.contains(&dir.display().to_string()) && msg.contains("\"audit\""),
+        "{msg}"
+    );
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let e = FileSink::builder(file.join("logs"), "billing")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("\"billing\""), "{e}");
+}
+
+/// A directory the sink creates takes its group and other read access from `file_mode`
+/// (read → read and search), so `file_mode(0o640)` alone lets the group list and read the
+/// logs; an explicit `dir_mode` wins.
+#[cfg(unix)]
+#[test]
+fn the_directory_mode_follows_the_file_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (file_mode, dir_mode, want) in [
+        (0o600, None, 0o700),
+        (0o640, None, 0o750),
+        (0o644, None, 0o755),
+        (0o660, None, 0o750),
+        (0o604, None, 0o705),
+        (0o644, Some(0o700), 0o700),
+    ] {
+        let dir = tmp.path().join(format!("logs-{file_mode:o}-{dir_mode:?}"));
+        let mut b = FileSink::builder(&dir, "app").file_mode(file_mode);
+        if let Some(m) = dir_mode {
+            b = b.dir_mode(m);
+        }
+        let (_l, g) = b.build().unwrap();
+        assert_eq!(
+            mode(&dir),
+            want,
+            "file_mode {file_mode:o}, dir_mode {dir_mode:?}"
+        );
+        assert_eq!(mode(g.active_path()), file_mode);
+        g.shutdown(std::time::Duration::from_secs(5)).unwrap();
+    }
+}
+
+/// The child of `an_unwritable_directory_is_named` reads its directory from this variable.
+#[cfg(unix)]
+const UNWRITABLE_DIR: &str = "FILESINK_TEST_UNWRITABLE_DIR";
+
+/// A log directory the process may not create files in is reported as that directory (the
+/// `dir` setting, its path, the `PermissionDenied`), not as the lock file the sink tried
+/// to create first. The build runs as `nobody` in a directory owned by root.
+#[cfg(unix)]
+#[test]
+#[ignore = "needs root (runs a child process as another user)"]
+fn an_unwritable_directory_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    for d in [tmp.path(), &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "unwritable_directory_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(UNWRITABLE_DIR, &dir)
+        .uid(65_534)
+        .gid(65_534)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("child error: ").map(|(_, e)| e))
+        .unwrap_or_else(|| panic!("no error line: {stdout}"));
+    let want = format!(
+        "kind Io, setting Some(\"dir\"), path Some({:?}), io Some(PermissionDenied):",
+        dir
+    );
+    assert!(line.starts_with(&want), "{line}");
+    assert!(line.contains("log directory"), "{line}");
+    assert!(!line.contains("lock"), "{line}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+/// Not a test of its own: the body of the child of `an_unwritable_directory_is_named`.
+#[cfg(unix)]
+#[test]
+#[ignore = "the child process of an_unwritable_directory_is_named; does nothing unless FILESINK_TEST_UNWRITABLE_DIR is set"]
+fn unwritable_directory_child() {
+    let Ok(dir) = std::env::var(UNWRITABLE_DIR) else {
+        return;
+    };
+    let e = FileSink::builder(&dir, "app").build().unwrap_err();
+    println!(
+        "child error: kind {:?}, setting {:?}, path {:?}, io {:?}: {e}",
+        e.kind(),
+        e.setting(),
+        e.path(),
+        e.io_error().map(std::io::Error::kind)
     );
 }
