@@ -34,6 +34,8 @@ pub enum ErrorKind {
 #[derive(Clone)]
 pub struct Error {
     inner: Arc<Inner>,
+    /// Events given up on by the call that returned this error.
+    events_lost: Option<u64>,
 }
 
 struct Inner {
@@ -60,7 +62,14 @@ impl Error {
                 path,
                 io,
             }),
+            events_lost: None,
         }
+    }
+
+    /// This error, saying that the call returning it gave up `n` events.
+    pub(crate) fn with_events_lost(mut self, n: u64) -> Error {
+        self.events_lost = Some(n);
+        self
     }
 
     pub(crate) fn config(setting: &'static str, message: impl Into<String>) -> Error {
@@ -215,6 +224,16 @@ impl Error {
     pub fn io_error(&self) -> Option<&io::Error> {
         self.inner.io.as_ref()
     }
+
+    /// For an error of [`FileSinkGuard::shutdown`](crate::FileSinkGuard::shutdown): how many
+    /// events the sink gave up while shutting down (still unwritten when the disk kept
+    /// failing until the timeout, or logged while it shut down); they are counted in
+    /// [`Stats::events_dropped`](crate::Stats::events_dropped) too. `None` for other errors,
+    /// when nothing was given up, and when the writer did not answer in time (its count is
+    /// not final then).
+    pub fn events_lost(&self) -> Option<u64> {
+        self.events_lost
+    }
 }
 
 fn is_symlink_refusal(err: &io::Error) -> bool {
@@ -236,6 +255,9 @@ impl fmt::Debug for Error {
         if let Some(e) = &self.inner.io {
             d.field("io", e);
         }
+        if let Some(n) = self.events_lost {
+            d.field("events_lost", &n);
+        }
         d.finish()
     }
 }
@@ -255,6 +277,9 @@ impl fmt::Display for Error {
         }
         if let Some(io) = &self.inner.io {
             write!(f, ": {io}")?;
+        }
+        if let Some(n) = self.events_lost {
+            write!(f, "; {n} events given up, not written")?;
         }
         Ok(())
     }
