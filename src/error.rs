@@ -237,7 +237,7 @@ impl Error {
 }
 
 fn is_symlink_refusal(err: &io::Error) -> bool {
-    // O_NOFOLLOW's ELOOP on Unix; a refused reparse point on Windows.
+    // O_NOFOLLOW's ELOOP on Unix; a refused symlink or junction on Windows.
     crate::sys::is_symlink_refusal(err)
 }
 

@@ -3,7 +3,7 @@
 //! Every file operation of the writer, the compressor, retention and recovery goes through
 //! [`Fs`], so tests can inject a failure, or a "crash" that keeps only what was synced, at
 //! any single operation. The real implementation never follows a symbolic link (or, on
-//! Windows, any reparse point), creates files with an exact mode whatever the umask (Unix),
+//! Windows, a junction), creates files with an exact mode whatever the umask (Unix),
 //! leaves an existing file's mode and group alone, and renames without replacing; how each
 //! platform does that is in `crate::sys`.
 
