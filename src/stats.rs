@@ -76,7 +76,10 @@ pub struct Stats {
     pub writer_wakeups: u64,
     /// Events in memory now, not yet handed to the operating system: in the logging
     /// threads' open chunks, in the queue, and held by the writer (while the disk is full,
-    /// everything it could not write). The sink's own records included.
+    /// everything it could not write). The sink's own records included. Each place is read
+    /// on its own, so while events flow a chunk moving between two places can be counted
+    /// twice or not at all; when nothing moves (a writer that cannot write, callers that
+    /// stopped) the figure is exact.
     pub events_buffered: u64,
     /// The bytes of those events' records.
     pub bytes_buffered: u64,

@@ -232,6 +232,7 @@ impl Writer {
         self.counters().error(Error::panicked("writer"));
         self.count_unwritten();
         self.refuse_queued();
+        self.publish_held();
         self.queue.wake_waiters();
         // One attempt, straight to the file: the writer's own state may be what panicked.
         let dropped = self.counters().events_dropped.load(Ordering::Relaxed)
