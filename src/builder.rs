@@ -298,7 +298,8 @@ impl Builder {
     }
 
     /// Permission bits of every file the sink creates, applied exactly whatever the umask.
-    /// Default: `0o600`. Ignored on Windows, which has no modes (files inherit the
+    /// A file that exists already (logrotate's `create 0640 app logreaders`) keeps its mode
+    /// and group. Default: `0o600`. Ignored on Windows, which has no modes (files inherit the
     /// directory's ACL).
     pub fn file_mode(mut self, mode: u32) -> Self {
         self.file_mode = mode;

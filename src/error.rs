@@ -34,6 +34,8 @@ pub enum ErrorKind {
 #[derive(Clone)]
 pub struct Error {
     inner: Arc<Inner>,
+    /// Events given up on by the call that returned this error.
+    events_lost: Option<u64>,
 }
 
 struct Inner {
@@ -63,12 +65,14 @@ impl Error {
                 io,
                 sink: None,
             }),
+            events_lost: None,
         }
     }
 
     /// This error, naming the sink it comes from (`build()` adds it, so that a service with
     /// several sinks can tell which one failed).
     pub(crate) fn in_sink(self, sink: &str) -> Error {
+        let events_lost = self.events_lost;
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             kind: shared.kind,
             message: shared.message.clone(),
@@ -85,7 +89,14 @@ impl Error {
                 sink: Some(sink.to_string()),
                 ..inner
             }),
+            events_lost,
         }
+    }
+
+    /// This error, saying that the call returning it gave up `n` events.
+    pub(crate) fn with_events_lost(mut self, n: u64) -> Error {
+        self.events_lost = Some(n);
+        self
     }
 
     pub(crate) fn config(setting: &'static str, message: impl Into<String>) -> Error {
@@ -252,10 +263,20 @@ impl Error {
     pub fn io_error(&self) -> Option<&io::Error> {
         self.inner.io.as_ref()
     }
+
+    /// For an error of [`FileSinkGuard::shutdown`](crate::FileSinkGuard::shutdown): how many
+    /// events the sink gave up while shutting down (still unwritten when the disk kept
+    /// failing until the timeout, or logged while it shut down); they are counted in
+    /// [`Stats::events_dropped`](crate::Stats::events_dropped) too. `None` for other errors,
+    /// when nothing was given up, and when the writer did not answer in time (its count is
+    /// not final then).
+    pub fn events_lost(&self) -> Option<u64> {
+        self.events_lost
+    }
 }
 
 fn is_symlink_refusal(err: &io::Error) -> bool {
-    // O_NOFOLLOW's ELOOP on Unix; a refused reparse point on Windows.
+    // O_NOFOLLOW's ELOOP on Unix; a refused symlink or junction on Windows.
     crate::sys::is_symlink_refusal(err)
 }
 
@@ -275,6 +296,9 @@ impl fmt::Debug for Error {
         }
         if let Some(sink) = &self.inner.sink {
             d.field("sink", sink);
+        }
+        if let Some(n) = self.events_lost {
+            d.field("events_lost", &n);
         }
         d.finish()
     }
@@ -298,6 +322,9 @@ impl fmt::Display for Error {
         }
         if let Some(io) = &self.inner.io {
             write!(f, ": {io}")?;
+        }
+        if let Some(n) = self.events_lost {
+            write!(f, "; {n} events given up, not written")?;
         }
         Ok(())
     }

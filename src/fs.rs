@@ -3,8 +3,9 @@
 //! Every file operation of the writer, the compressor, retention and recovery goes through
 //! [`Fs`], so tests can inject a failure, or a "crash" that keeps only what was synced, at
 //! any single operation. The real implementation never follows a symbolic link (or, on
-//! Windows, any reparse point), creates files with an exact mode whatever the umask (Unix),
-//! and renames without replacing; how each platform does that is in `crate::sys`.
+//! Windows, a junction), creates files with an exact mode whatever the umask (Unix),
+//! leaves an existing file's mode and group alone, and renames without replacing; how each
+//! platform does that is in `crate::sys`.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -40,7 +41,8 @@ pub(crate) trait FileHandle: Write + Send + fmt::Debug {
 
 /// The operations the sink performs on the file system.
 pub(crate) trait Fs: Send + Sync + fmt::Debug {
-    /// Opens `path` for appending, creating it with `mode` if missing.
+    /// Opens `path` for appending, creating it with `mode` if missing; an existing file keeps
+    /// its mode and group.
     fn open_append(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>>;
     /// Creates `path`, failing if anything exists there.
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>>;
@@ -121,15 +123,34 @@ impl FileHandle for RealFile {
 
 impl Fs for RealFs {
     fn open_append(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
-        let f = sys::open_nofollow(
-            OpenOptions::new().append(true).read(true).create(true),
-            path,
-            mode,
-        )?;
+        // A file the sink creates gets exactly `mode`; one that exists (logrotate's `create
+        // 0640 app logreaders`, an operator's chmod) keeps its mode and group. Creating and
+        // opening are tried in turn because the file can appear or vanish in between.
+        let mut tries = 0;
+        let f = loop {
+            tries += 1;
+            let created = sys::open_nofollow(
+                OpenOptions::new().append(true).read(true).create_new(true),
+                path,
+                mode,
+            );
+            match created {
+                Ok(f) => {
+                    sys::set_mode(&f, mode)?;
+                    break f;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            match sys::open_nofollow(OpenOptions::new().append(true).read(true), path, 0) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => {}
+                Err(e) => return Err(e),
+            }
+        };
         if !f.metadata()?.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
-        sys::set_mode(&f, mode)?;
         Ok(Box::new(RealFile(f)))
     }
 

@@ -107,6 +107,14 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         .counters
         .recovery_actions
         .store(actions, std::sync::atomic::Ordering::Relaxed);
+    // What recovery left, for `stats().bytes_on_disk` (a failed listing counts nothing: the
+    // next maintenance pass, if any, recounts).
+    if let Ok(scan) = crate::segment::scan(&cfg) {
+        queue
+            .counters
+            .segment_bytes
+            .store(scan.segment_bytes(), std::sync::atomic::Ordering::Relaxed);
+    }
     let next_seq = recovered.next_seq;
     let maintenance = Maintenance::start(cfg.clone(), queue.clone(), lock.clone())?;
     let notify = maintenance.as_ref().map(|m| m.notifier());
@@ -209,9 +217,11 @@ impl FileSinkGuard {
         }
     }
 
-    /// A snapshot of the sink's counters.
+    /// A snapshot of the sink's counters, what it holds in memory and has on disk now, its
+    /// writer's state and its last error. Never waits for the writer (it takes each logging
+    /// thread's chunk lock for a moment), so it answers while the disk is full or hung.
     pub fn stats(&self) -> Stats {
-        self.queue.counters.snapshot()
+        self.queue.stats()
     }
 
     /// The path of the active file, `<dir>/<stem>.log`.
@@ -228,11 +238,16 @@ impl FileSinkGuard {
     /// the last error. Waits at most `timeout`; afterwards every call on the sink returns an
     /// error at once and events are counted as dropped. Calling it again is harmless.
     ///
+    /// # Errors
+    /// The writer's last error; on a disk that kept failing until `timeout` (a full disk),
+    /// that error with [`Error::events_lost`] saying how many events were given up.
+    ///
     /// A compression still running at the deadline is abandoned at its next step; until that
     /// thread has exited it keeps the directory's lock, so a new sink on the same file gets
     /// [`ErrorKind::Locked`](crate::ErrorKind::Locked) rather than work beside it.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = deadline_after(Instant::now(), timeout);
+        let dropped_before = self.dropped();
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(handle) = handle else {
             return Err(Error::shut_down());
@@ -241,17 +256,19 @@ impl FileSinkGuard {
         let sent = self
             .queue
             .send_control(Control::Shutdown { deadline, ack: tx }, deadline, true);
+        // Whether the writer has exited: only then is the count of events given up final.
+        let mut joined = false;
         let res = match sent {
             Ok(()) => match rx.recv_deadline(deadline_after(deadline, Duration::from_millis(50))) {
                 Ok(res) => {
-                    let _ = handle.join();
+                    joined = handle.join().is_ok();
                     res
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     Err(Error::timed_out("shutdown"))
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    let _ = handle.join();
+                    joined = handle.join().is_ok();
                     Err(Error::shut_down())
                 }
             },
@@ -268,10 +285,22 @@ impl FileSinkGuard {
             m.stop(deadline);
         }
         // An error the maintenance thread kept while the writer was shutting down.
-        match (res, self.queue.counters.take_error()) {
+        let res = match (res, self.queue.counters.take_error()) {
             (Ok(()), Some(late)) => Err(late),
             (res, _) => res,
+        };
+        let lost = self.dropped().saturating_sub(dropped_before);
+        match res {
+            Err(e) if joined && lost > 0 => Err(e.with_events_lost(lost)),
+            res => res,
         }
+    }
+
+    /// Events dropped or shed so far.
+    fn dropped(&self) -> u64 {
+        let c = &self.queue.counters;
+        c.events_dropped.load(std::sync::atomic::Ordering::Relaxed)
+            + c.events_shed.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -35,14 +35,44 @@ pub(crate) fn on_sink_thread() -> bool {
     SINK_THREAD.with(Cell::get)
 }
 
-/// What a waiter sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
+/// The state of a sink's writer thread, in [`Stats::state`](crate::Stats::state): what a
+/// logging call that finds the queue full sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum WriterState {
+    /// Writing: a full queue is back-pressure, and a blocking caller waits for room.
+    #[default]
     Healthy,
+    /// The writer holds data it cannot write, or cannot open its file (a full disk, an I/O
+    /// error, a symlink planted at the active path); it retries with a backoff.
     Failing,
+    /// One system call of the writer (write, fsync, open, rename) has been outstanding longer
+    /// than the stall timeout (a hung network file system).
     Stalled,
+    /// The writer thread has exited (shut down) or panicked.
     Gone,
 }
+
+impl WriterState {
+    /// `"healthy"`, `"failing"`, `"stalled"` or `"gone"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriterState::Healthy => "healthy",
+            WriterState::Failing => "failing",
+            WriterState::Stalled => "stalled",
+            WriterState::Gone => "gone",
+        }
+    }
+}
+
+impl std::fmt::Display for WriterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a waiter sees.
+pub(crate) type State = WriterState;
 
 const HEALTHY: u8 = 0;
 const FAILING: u8 = 1;

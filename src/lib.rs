@@ -132,7 +132,7 @@
 //! - `serde`: `Deserialize` for the setting types (through their one-line `FromStr` forms:
 //!   `"64 MiB or daily"`, `"30 files, 7 days"`, `"gzip"`) and `FileSinkConfig`, every
 //!   builder setting read from a configuration file, with `set(key, value)` for environment
-//!   overrides. Errors name the key and quote the value.
+//!   overrides. Errors name the key and quote the value. `Serialize` for [`Stats`].
 
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -175,6 +175,7 @@ pub use error::{Error, ErrorKind};
 pub use file_config::FileSinkConfig;
 pub use format::{Format, TimeFormat, TimeZone};
 pub use guard::FileSinkGuard;
+pub use health::WriterState;
 pub use layer::FileSinkLayer;
 pub use make_writer::{FileSinkWriter, RecordWriter};
 pub use retain::Retention;

@@ -259,7 +259,7 @@ fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             }
         })
         .collect();
-    let mut on_disk = active_bytes + infos.iter().map(|s| s.bytes).sum::<u64>();
+    let mut segment_bytes = infos.iter().map(|s| s.bytes).sum::<u64>();
     if cfg.retention.is_on() {
         let free = cfg
             .retention
@@ -304,7 +304,7 @@ fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
                 continue;
             }
             if let Some(i) = infos.iter().find(|i| i.seq == seq) {
-                on_disk -= i.bytes;
+                segment_bytes -= i.bytes;
             }
             c.segments_pruned.fetch_add(1, Ordering::Relaxed);
         }
@@ -314,7 +314,8 @@ fn retain_pass(cfg: &Config, queue: &Queue, stop: &AtomicBool) {
             }
         }
     }
-    c.bytes_on_disk.store(on_disk, Ordering::Relaxed);
+    // The active file's size is the writer's to count: it is newer than this scan's.
+    c.segment_bytes.store(segment_bytes, Ordering::Relaxed);
 }
 
 /// Logging faster than this counts as heavy: compression waits.

@@ -1,11 +1,13 @@
 //! Counters shared by the callers, the writer thread and the maintenance thread, and the
 //! public snapshot of them.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
+use crate::health::WriterState;
 
 /// A snapshot of a sink's counters, from [`FileSinkGuard::stats`](crate::FileSinkGuard::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,8 +55,11 @@ pub struct Stats {
     pub compression_backlog: u64,
     /// Finished segments deleted by retention.
     pub segments_pruned: u64,
-    /// Bytes of this sink's files on disk (active file and finished segments), as of the
-    /// last maintenance pass.
+    /// Bytes of this sink's files on disk now: the active file and the finished segments
+    /// (plain, compressed, or sealed and waiting for their fsync). The sink's own writes,
+    /// rotations, compressions and deletions count at once; files changed by others
+    /// (logrotate, an operator) are recounted by the next compression or retention pass
+    /// (without either, at the next start).
     pub bytes_on_disk: u64,
     /// Repairs made at startup (temp files removed, torn tails trimmed, segments adopted).
     pub recovery_actions: u64,
@@ -69,6 +74,134 @@ pub struct Stats {
     /// at the end of a short wait between events that come every few milliseconds. A busy
     /// writer goes from one pass to the next without sleeping; an idle one does not wake.
     pub writer_wakeups: u64,
+    /// Events in memory now, not yet handed to the operating system: in the logging
+    /// threads' open chunks, in the queue, and held by the writer (while the disk is full,
+    /// everything it could not write). The sink's own records included. Each place is read
+    /// on its own, so while events flow a chunk moving between two places can be counted
+    /// twice or not at all; when nothing moves (a writer that cannot write, callers that
+    /// stopped) the figure is exact.
+    pub events_buffered: u64,
+    /// The bytes of those events' records.
+    pub bytes_buffered: u64,
+    /// The writer's state now: healthy, failing (retrying writes the disk refuses), stalled
+    /// (one system call outstanding past the stall timeout) or gone.
+    pub state: WriterState,
+    /// The last error of the sink's threads (write, fsync, rename, compression, retention),
+    /// as its message; kept after the sink has recovered (compare
+    /// [`last_error_at`](Self::last_error_at) with the time of the last write). Unlike
+    /// [`flush`](crate::FileSinkGuard::flush), reading it does not clear it.
+    pub last_error: Option<String>,
+    /// When [`last_error`](Self::last_error) happened.
+    pub last_error_at: Option<SystemTime>,
+}
+
+/// One line for a log or a status page:
+///
+/// ```text
+/// healthy: 1200 records written (150.2 KiB), 150.2 KiB on disk; buffered 0 events (0 B); 0 dropped (0 shed); 2 rotations, 1 compressed (0 waiting), 0 pruned; 0 write errors
+/// ```
+///
+/// followed by `; last error at <RFC 3339 time>: <message>` when there was one.
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} records written ({}), {} on disk; buffered {} events ({}); \
+             {} dropped ({} shed); {} rotations, {} compressed ({} waiting), {} pruned; \
+             {} write errors",
+            self.state,
+            self.records_written,
+            Bytes(self.bytes_written),
+            Bytes(self.bytes_on_disk),
+            self.events_buffered,
+            Bytes(self.bytes_buffered),
+            self.events_dropped,
+            self.events_shed,
+            self.rotations,
+            self.segments_compressed,
+            self.compression_backlog,
+            self.segments_pruned,
+            self.write_errors,
+        )?;
+        if let Some(e) = &self.last_error {
+            f.write_str("; last error")?;
+            if let Some(t) = self.last_error_at {
+                write!(f, " at {}", rfc3339(t))?;
+            }
+            write!(f, ": {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A byte count for people: `0 B`, `812 B`, `150.2 KiB`, `3.0 GiB`.
+struct Bytes(u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut v = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while v >= 1024.0 && unit + 1 < UNITS.len() {
+            v /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `2026-12-03T11:40:00.123Z`.
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Every field under its name; `state` as `"healthy"`, `"failing"`, `"stalled"` or `"gone"`,
+/// and `last_error_at` as an RFC 3339 time in UTC (or null).
+#[cfg(feature = "serde")]
+impl serde::Serialize for Stats {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        macro_rules! fields {
+            ($($name:ident),* $(,)?) => {{
+                let mut st = serializer.serialize_struct("Stats", [$(stringify!($name)),*].len() + 2)?;
+                $(st.serialize_field(stringify!($name), &self.$name)?;)*
+                st
+            }};
+        }
+        let mut st = fields!(
+            records_written,
+            internal_records,
+            events_dropped,
+            events_shed,
+            blocked_nanos,
+            bytes_written,
+            write_errors,
+            format_errors,
+            queue_high_water,
+            queue_bytes_high_water,
+            fsyncs,
+            rotations,
+            segments_unsynced,
+            segments_compressed,
+            compression_failures,
+            compression_backlog,
+            segments_pruned,
+            bytes_on_disk,
+            recovery_actions,
+            reopens,
+            caller_wakeups,
+            writer_wakeups,
+            events_buffered,
+            bytes_buffered,
+            last_error,
+        );
+        st.serialize_field("state", self.state.as_str())?;
+        st.serialize_field("last_error_at", &self.last_error_at.map(rfc3339))?;
+        st.end()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -91,17 +224,43 @@ pub(crate) struct Counters {
     pub(crate) compression_failures: AtomicU64,
     pub(crate) compression_backlog: AtomicU64,
     pub(crate) segments_pruned: AtomicU64,
-    pub(crate) bytes_on_disk: AtomicU64,
+    /// Bytes of finished and sealed segments on disk: recounted by each maintenance pass,
+    /// raised by each rotation.
+    pub(crate) segment_bytes: AtomicU64,
+    /// Bytes of the active file.
+    pub(crate) active_bytes: AtomicU64,
     pub(crate) recovery_actions: AtomicU64,
     pub(crate) reopens: AtomicU64,
     pub(crate) caller_wakeups: AtomicU64,
     pub(crate) writer_wakeups: AtomicU64,
+    /// Records and bytes of full chunks in the channel (added before a chunk is sent,
+    /// subtracted when the writer takes it).
+    pub(crate) channel_records: AtomicU64,
+    pub(crate) channel_bytes: AtomicU64,
+    /// Records and bytes the writer holds (in hand and in its batch), as of its last step.
+    pub(crate) writer_records: AtomicU64,
+    pub(crate) writer_bytes: AtomicU64,
     pub(crate) last_error: Mutex<Option<Error>>,
+    /// The last error reported, with its time: never taken, for `stats()`.
+    last_seen: Mutex<Option<(Error, SystemTime)>>,
     stderr_gate: Mutex<Option<Instant>>,
 }
 
+/// What the logging threads' open chunks hold now, and the writer's state: the parts of a
+/// snapshot the counters do not have.
+pub(crate) struct Live {
+    pub(crate) open_records: u64,
+    pub(crate) open_bytes: u64,
+    pub(crate) state: WriterState,
+}
+
 impl Counters {
-    pub(crate) fn snapshot(&self) -> Stats {
+    pub(crate) fn snapshot(&self, live: Live) -> Stats {
+        let last = self
+            .last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Stats {
             records_written: self.records_written.load(Relaxed),
             internal_records: self.internal_records.load(Relaxed),
@@ -120,11 +279,20 @@ impl Counters {
             compression_failures: self.compression_failures.load(Relaxed),
             compression_backlog: self.compression_backlog.load(Relaxed),
             segments_pruned: self.segments_pruned.load(Relaxed),
-            bytes_on_disk: self.bytes_on_disk.load(Relaxed),
+            bytes_on_disk: self.segment_bytes.load(Relaxed) + self.active_bytes.load(Relaxed),
             recovery_actions: self.recovery_actions.load(Relaxed),
             reopens: self.reopens.load(Relaxed),
             caller_wakeups: self.caller_wakeups.load(Relaxed),
             writer_wakeups: self.writer_wakeups.load(Relaxed),
+            events_buffered: live.open_records
+                + self.channel_records.load(Relaxed)
+                + self.writer_records.load(Relaxed),
+            bytes_buffered: live.open_bytes
+                + self.channel_bytes.load(Relaxed)
+                + self.writer_bytes.load(Relaxed),
+            state: live.state,
+            last_error: last.as_ref().map(|(e, _)| e.to_string()),
+            last_error_at: last.map(|(_, t)| t),
         }
     }
 
@@ -143,14 +311,29 @@ impl Counters {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
     }
 
-    /// Reports on stderr, at most once a minute, without keeping the error.
+    /// Reports on stderr, at most once a minute; kept only for `stats()`, not for the next
+    /// `flush()`.
     pub(crate) fn report(&self, err: &Error) {
+        *self.last_seen.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((err.clone(), SystemTime::now()));
         let mut gate = self.stderr_gate.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if gate.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
             *gate = Some(now);
             eprintln!("tracing-filesink: {err} (further errors are counted in stats(), reported at most once a minute)");
         }
+    }
+
+    /// A chunk of `records` records and `bytes` bytes enters the channel.
+    pub(crate) fn in_channel(&self, records: u64, bytes: u64) {
+        self.channel_records.fetch_add(records, Relaxed);
+        self.channel_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// A chunk leaves the channel (the writer took it, or it was never sent).
+    pub(crate) fn out_of_channel(&self, records: u64, bytes: u64) {
+        self.channel_records.fetch_sub(records, Relaxed);
+        self.channel_bytes.fetch_sub(bytes, Relaxed);
     }
 
     /// A record of the sink's own written outside the writer's batches.
@@ -171,5 +354,54 @@ impl Counters {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Serialize` is written by hand (the crate's serde has no derive): it must list every
+    /// field `Debug` lists, under the same name.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serialize_has_every_field() {
+        let stats = Stats {
+            records_written: 7,
+            state: WriterState::Failing,
+            last_error: Some("write (app.log): No space left on device".into()),
+            last_error_at: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1500)),
+            ..Stats::default()
+        };
+        let json = serde_json::to_value(&stats).expect("serialize");
+        let map = json.as_object().expect("an object");
+        let debug = format!("{:?}", Stats::default());
+        let names: Vec<&str> = debug
+            .trim_start_matches("Stats {")
+            .trim_end_matches('}')
+            .split(", ")
+            .filter_map(|f| f.split(':').next())
+            .map(str::trim)
+            .collect();
+        assert_eq!(map.len(), names.len(), "{map:?} vs {names:?}");
+        for name in names {
+            assert!(map.contains_key(name), "`{name}` is not serialized");
+        }
+        assert_eq!(json["records_written"], 7);
+        assert_eq!(json["state"], "failing");
+        assert_eq!(json["last_error_at"], "1970-01-01T00:00:01.500Z");
+        assert_eq!(
+            json["last_error"],
+            "write (app.log): No space left on device"
+        );
+    }
+
+    #[test]
+    fn bytes_are_shown_in_binary_units() {
+        let shown: Vec<String> = [0, 812, 1024, 153_804, 3 << 30]
+            .into_iter()
+            .map(|b| Bytes(b).to_string())
+            .collect();
+        assert_eq!(shown, ["0 B", "812 B", "1.0 KiB", "150.2 KiB", "3.0 GiB"]);
     }
 }

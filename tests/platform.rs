@@ -184,6 +184,44 @@ fn rotation_never_replaces_a_file_at_the_next_name() {
     guard.shutdown(Duration::from_secs(5)).expect("shutdown");
 }
 
+/// A log directory whose path is longer than 260 characters (`MAX_PATH` on Windows): rotation
+/// renames, compression and retention by free space work there as anywhere (on Windows the
+/// sink's own Win32 calls take `\\?\` paths, as the standard library's do).
+#[test]
+fn rotation_under_a_directory_path_over_260_characters() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut dir = tmp.path().to_path_buf();
+    while dir.as_os_str().len() <= 300 {
+        dir.push("a-long-directory-name-for-the-logs-of-a-service-deep-in-a-tree");
+    }
+    let (layer, guard) = FileSink::builder(&dir, STEM)
+        .compression(Compression::gzip())
+        .retention(tracing_filesink::Retention::files(10).min_free_bytes(1))
+        .build()
+        .expect("build under a long path");
+    let sub = common::dispatch(layer);
+    for round in 0..3 {
+        log(&sub, &format!("round{round}"), 20);
+        guard.rotate().expect("rotate under a long path");
+    }
+    log(&sub, "last", 5);
+    guard
+        .wait_idle(Duration::from_secs(10))
+        .expect("compression and retention under a long path");
+    let stats = guard.stats();
+    assert_eq!(stats.rotations, 3, "{stats:?}");
+    assert_eq!(stats.segments_compressed, 3, "{stats:?}");
+    assert_eq!(stats.write_errors, 0, "{stats:?}");
+    assert_eq!(stats.last_error, None, "{stats:?}");
+    let segs = common::segments(&dir, STEM);
+    assert_eq!(segs.len(), 3, "{:?}", common::file_names(&dir));
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+    assert_eq!(
+        tagged(&common::read_active(&dir, STEM), "active", "last"),
+        5
+    );
+}
+
 /// Windows only (share modes exist only there): a reader that opens the active file without
 /// `FILE_SHARE_DELETE` makes the rotation's rename fail with a sharing violation. That costs
 /// the rotation, never an event: the error is counted and reported by the next `flush()`,

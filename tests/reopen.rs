@@ -398,3 +398,70 @@ fn a_recreated_directory_is_locked_again() {
     assert_eq!(tagged_in_active(&dir, "after"), 5);
     guard.shutdown(Duration::from_secs(5)).expect("shutdown");
 }
+
+/// logrotate's `create 0640 root <group>` makes the new `app.log` readable by a shipper in the
+/// group; `reopen()` (the SIGHUP of its `postrotate`) must not take that back: an existing
+/// file's mode and group are the operator's.
+#[cfg(unix)]
+#[test]
+#[ignore = "needs root (creates a group) and logrotate"]
+fn reopen_keeps_the_mode_and_group_logrotate_created() {
+    use std::os::unix::fs::MetadataExt;
+    use std::process::Command;
+    const GROUP: &str = "filesink-readers";
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(out.status.success(), "{cmd:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // `-f`: succeeds when the group exists already.
+    run(Command::new("groupadd").args(["-f", GROUP]));
+    let gid: u32 = run(Command::new("getent").args(["group", GROUP]))
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.trim().parse().ok())
+        .expect("gid of the new group");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    let (layer, guard) = FileSink::builder(&dir, STEM).build().expect("build");
+    let sub = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&sub, "before", 10);
+    guard.flush().expect("flush");
+    let conf = tmp.path().join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {{\n    create 0640 root {GROUP}\n    rotate 5\n    nocompress\n}}\n",
+            guard.active_path().display()
+        ),
+    )
+    .expect("write logrotate.conf");
+    run(Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(tmp.path().join("logrotate.state"))
+        .arg(&conf));
+    let meta = std::fs::metadata(guard.active_path()).expect("the file logrotate created");
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.gid()),
+        (0o640, gid),
+        "logrotate's create"
+    );
+    guard.reopen().expect("reopen");
+    log(&sub, "after", 10);
+    guard.flush().expect("flush after reopen");
+    assert_eq!(
+        tagged_in_active(&dir, "after"),
+        10,
+        "written to the new file"
+    );
+    let meta = std::fs::metadata(guard.active_path()).expect("stat app.log");
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.gid()),
+        (0o640, gid),
+        "mode and group of app.log after reopen()"
+    );
+    guard.shutdown(Duration::from_secs(5)).expect("shutdown");
+    let meta = std::fs::metadata(dir.join(format!("{STEM}.log"))).expect("stat app.log");
+    assert_eq!(meta.mode() & 0o7777, 0o640, "mode after shutdown");
+}

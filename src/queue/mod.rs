@@ -301,10 +301,14 @@ impl Queue {
         if len > 0 && !self.try_reserve(len, Ordering::Relaxed) {
             return Err(GaveUp::Deadline);
         }
+        // Counted in the channel before it can be taken out, so the count never goes below 0.
+        let (records, bytes) = (open.chunk.records(), open.chunk.data.len() as u64);
+        self.counters.in_channel(records, bytes);
         let chunk = std::mem::replace(&mut open.chunk, self.spare());
         match self.tx.try_send(Msg::Chunk(chunk)) {
             Ok(()) => Ok(()),
             Err(e) => {
+                self.counters.out_of_channel(records, bytes);
                 let why = match e {
                     TrySendError::Full(_) => GaveUp::Deadline,
                     TrySendError::Disconnected(_) => GaveUp::Gone,
@@ -347,6 +351,22 @@ impl Queue {
         }
         copy.clear();
         copy.extend_from_slice(&slots);
+    }
+
+    /// A snapshot of the counters, with what the threads' open chunks hold now.
+    pub(crate) fn stats(&self) -> crate::stats::Stats {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (mut open_records, mut open_bytes) = (0, 0);
+        for slot in &slots {
+            let open = slot.lock();
+            open_records += open.chunk.records();
+            open_bytes += open.chunk.data.len() as u64;
+        }
+        self.counters.snapshot(crate::stats::Live {
+            open_records,
+            open_bytes,
+            state: self.health.state(),
+        })
     }
 
     /// True for the orphan slot, which outlives every thread.

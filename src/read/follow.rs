@@ -167,7 +167,7 @@ struct ActiveReader {
 
 type FileId = (u64, u64);
 
-/// The identity of the file at `path` (device and inode; volume and file index on Windows);
+/// The identity of the file at `path` (device and inode; volume and file id on Windows);
 /// `None` if there is none.
 fn path_id(path: &Path) -> Result<Option<FileId>, Error> {
     match crate::sys::path_identity(path) {

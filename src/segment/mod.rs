@@ -293,6 +293,16 @@ pub(crate) struct DirScan {
 }
 
 impl DirScan {
+    /// Bytes of the finished and sealed segments (plain, compressed and pending files).
+    pub(crate) fn segment_bytes(&self) -> u64 {
+        self.segments
+            .values()
+            .flat_map(|s| [&s.plain, &s.gz, &s.pending])
+            .filter_map(|f| f.as_ref())
+            .map(|f| f.len)
+            .sum()
+    }
+
     pub(crate) fn next_seq(&self) -> u64 {
         self.segments
             .keys()

@@ -4,13 +4,13 @@
 //!
 //! | operation | Linux | macOS | FreeBSD, other BSDs | Windows |
 //! |---|---|---|---|---|
-//! | open without following a link | `O_NOFOLLOW` | `O_NOFOLLOW` | `O_NOFOLLOW` | `FILE_FLAG_OPEN_REPARSE_POINT`, then a reparse point is refused |
+//! | open without following a link | `O_NOFOLLOW` | `O_NOFOLLOW` | `O_NOFOLLOW` | `FILE_FLAG_OPEN_REPARSE_POINT`, then a symlink or junction is refused (other reparse points, such as cloud placeholders, are opened again normally) |
 //! | exact file / directory mode | `fchmod` after `open` | same | same | none: Windows has no modes (ACLs are inherited) |
 //! | make a file's data durable | `fdatasync` | `fcntl(F_FULLFSYNC)` | `fdatasync` (`fsync` where missing) | `FlushFileBuffers` |
 //! | make a directory's entries durable | `fsync` on the directory | `F_FULLFSYNC` on the directory | `fsync` on the directory | not possible; renames use `MOVEFILE_WRITE_THROUGH` |
-//! | rename without replacing | `renameat2(RENAME_NOREPLACE)` | `renamex_np(RENAME_EXCL)` | `link` + `unlink` | `MoveFileExW` without `MOVEFILE_REPLACE_EXISTING` |
-//! | free space | `statvfs` | `statvfs` | `statvfs` | `GetDiskFreeSpaceExW` |
-//! | file identity | (`st_dev`, `st_ino`) | same | same | (volume serial, file index) |
+//! | rename without replacing | `renameat2(RENAME_NOREPLACE)` | `renamex_np(RENAME_EXCL)` | `link` + `unlink` | `MoveFileExW` without `MOVEFILE_REPLACE_EXISTING`, on `\\?\` paths (beyond 260 characters) |
+//! | free space | `statvfs` | `statvfs` | `statvfs` | `GetDiskFreeSpaceExW`, on a `\\?\` path |
+//! | file identity | (`st_dev`, `st_ino`) | same | same | (volume serial, 128-bit file id from `FileIdInfo`; file index where unsupported) |
 //! | lower the maintenance thread | `setpriority(gettid, 19)` | `PRIO_DARWIN_BG` (thread) | unchanged | `THREAD_PRIORITY_IDLE` |
 //! | run at exit | `atexit` | `atexit` | `atexit` | `atexit`: returning from `main` only, not `process::exit` |
 //!

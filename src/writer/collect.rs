@@ -53,6 +53,7 @@ impl Writer {
         Counters::raise(&self.counters().queue_high_water, collected + received);
         Counters::raise(&self.counters().queue_bytes_high_water, bytes + drained);
         self.order_below(below);
+        self.publish_held();
         Pass {
             records: collected + received,
             busy: received > 0,
@@ -103,6 +104,8 @@ impl Writer {
         for _ in 0..self.rx.len().max(1) {
             match self.rx.try_recv() {
                 Ok(Msg::Chunk(chunk)) => {
+                    self.counters()
+                        .out_of_channel(chunk.records(), chunk.data.len() as u64);
                     freed += self.queue.accounted(chunk.data.len());
                     records += chunk.records();
                     bytes += chunk.data.len() as u64;

@@ -78,6 +78,7 @@ impl Writer {
         if written && self.boundary_passed() {
             let _ = self.rotate();
         }
+        self.publish_held();
         let res = if let Some(lost) = self.lost.take() {
             Err(lost)
         } else if !written {
@@ -182,6 +183,7 @@ impl Writer {
             }
             self.count_unwritten();
         }
+        self.publish_held();
         self.queue.wake_waiters();
     }
 
@@ -207,6 +209,8 @@ impl Writer {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 Msg::Chunk(chunk) => {
+                    self.counters()
+                        .out_of_channel(chunk.records(), chunk.data.len() as u64);
                     self.queue.release(self.queue.accounted(chunk.data.len()));
                     self.counters()
                         .events_dropped
@@ -228,6 +232,7 @@ impl Writer {
         self.counters().error(Error::panicked("writer"));
         self.count_unwritten();
         self.refuse_queued();
+        self.publish_held();
         self.queue.wake_waiters();
         // One attempt, straight to the file: the writer's own state may be what panicked.
         let dropped = self.counters().events_dropped.load(Ordering::Relaxed)

@@ -55,6 +55,9 @@ impl Writer {
         self.health().call_ends();
         match sealed {
             Ok((pending, fin)) => {
+                self.counters()
+                    .segment_bytes
+                    .fetch_add(active.size, Ordering::Relaxed);
                 self.finisher.send(Job::Seal {
                     pending,
                     fin,

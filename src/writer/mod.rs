@@ -212,6 +212,7 @@ impl Writer {
 
     pub(crate) fn run(&mut self) {
         self.queue.set_writer(std::thread::current());
+        self.publish_held();
         // A rotation asked for at startup, or owed since before it (a period that ended while
         // the sink was down). Rotating an empty file only moves the time anchor.
         if self.cfg.rotate_on_startup || self.boundary_passed() {
@@ -237,9 +238,25 @@ impl Writer {
             }
             self.report_drops();
             self.write_out();
+            self.publish_held();
             self.timers();
             self.rest(pass);
         }
+    }
+
+    /// Tells `stats()` what the writer holds in memory and the size of the active file.
+    fn publish_held(&self) {
+        let c = self.counters();
+        c.writer_records
+            .store(self.runs.records() + self.buf_records, Ordering::Relaxed);
+        c.writer_bytes.store(
+            (self.runs.bytes() + self.buf.len()) as u64,
+            Ordering::Relaxed,
+        );
+        c.active_bytes.store(
+            self.active.as_ref().map_or(0, |a| a.size),
+            Ordering::Relaxed,
+        );
     }
 
     /// Writes a record of the sink's own: stamped like a caller's record and ordered with

@@ -80,12 +80,10 @@ impl Runs {
         self.records == 0
     }
 
-    #[cfg(test)]
     pub(crate) fn records(&self) -> u64 {
         self.records
     }
 
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
