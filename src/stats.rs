@@ -69,6 +69,70 @@ pub struct Stats {
     /// at the end of a short wait between events that come every few milliseconds. A busy
     /// writer goes from one pass to the next without sleeping; an idle one does not wake.
     pub writer_wakeups: u64,
+    /// Of [`events_dropped`](Stats::events_dropped), those per level (records from
+    /// [`build_writer`](crate::Builder::build_writer)'s writer have no level and are left out).
+    pub dropped_by_level: LevelCounts,
+    /// Of [`events_dropped`](Stats::events_dropped), those shed by level-aware shedding
+    /// ([`Shedding`](crate::Shedding)).
+    pub events_shed_below_level: u64,
+    /// Events suppressed by the rate limit ([`RateLimit`](crate::RateLimit)): not in the
+    /// log, and not counted in `events_dropped`; reported in the log by their own records.
+    pub events_rate_limited: u64,
+    /// Records written from a thread's backtrace before its ERROR ([`Backtrace`](crate::Backtrace)).
+    pub backtrace_records: u64,
+    /// Bytes the threads' backtraces hold now (their buffers' capacity).
+    pub backtrace_bytes: u64,
+}
+
+/// A count per level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LevelCounts {
+    /// At `ERROR`.
+    pub error: u64,
+    /// At `WARN`.
+    pub warn: u64,
+    /// At `INFO`.
+    pub info: u64,
+    /// At `DEBUG`.
+    pub debug: u64,
+    /// At `TRACE`.
+    pub trace: u64,
+}
+
+impl LevelCounts {
+    /// The counts with their level names (`"error"`, …, `"trace"`), most severe first.
+    pub fn by_name(&self) -> [(&'static str, u64); 5] {
+        [
+            ("error", self.error),
+            ("warn", self.warn),
+            ("info", self.info),
+            ("debug", self.debug),
+            ("trace", self.trace),
+        ]
+    }
+
+    fn from_array(a: [u64; 5]) -> LevelCounts {
+        LevelCounts {
+            error: a[0],
+            warn: a[1],
+            info: a[2],
+            debug: a[3],
+            trace: a[4],
+        }
+    }
+}
+
+/// A level's place in the per-level counters: ERROR 0 to TRACE 4.
+#[inline]
+pub(crate) fn level_index(level: tracing::Level) -> usize {
+    match level {
+        tracing::Level::ERROR => 0,
+        tracing::Level::WARN => 1,
+        tracing::Level::INFO => 2,
+        tracing::Level::DEBUG => 3,
+        _ => 4,
+    }
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +160,12 @@ pub(crate) struct Counters {
     pub(crate) reopens: AtomicU64,
     pub(crate) caller_wakeups: AtomicU64,
     pub(crate) writer_wakeups: AtomicU64,
+    /// Dropped and shed events per level ([`level_index`]).
+    pub(crate) dropped_levels: [AtomicU64; 5],
+    pub(crate) shed_below_level: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) backtrace_records: AtomicU64,
+    pub(crate) backtrace_bytes: AtomicU64,
     pub(crate) last_error: Mutex<Option<Error>>,
     stderr_gate: Mutex<Option<Instant>>,
 }
@@ -125,7 +195,16 @@ impl Counters {
             reopens: self.reopens.load(Relaxed),
             caller_wakeups: self.caller_wakeups.load(Relaxed),
             writer_wakeups: self.writer_wakeups.load(Relaxed),
+            dropped_by_level: LevelCounts::from_array(self.dropped_levels()),
+            events_shed_below_level: self.shed_below_level.load(Relaxed),
+            events_rate_limited: self.rate_limited.load(Relaxed),
+            backtrace_records: self.backtrace_records.load(Relaxed),
+            backtrace_bytes: self.backtrace_bytes.load(Relaxed),
         }
+    }
+
+    pub(crate) fn dropped_levels(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.dropped_levels[i].load(Relaxed))
     }
 
     /// Raises a high-water mark. A plain load first: the writer calls this every loop, and
