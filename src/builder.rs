@@ -424,8 +424,8 @@ impl Builder {
         self
     }
 
-    /// Routes every file operation through `fs` (fault injection in this crate's tests).
-    #[cfg(test)]
+    /// Routes every file operation through `fs` (fault injection in this crate's tests, the
+    /// benchmarks' slow disk).
     pub(crate) fn with_fs(mut self, fs: Arc<dyn Fs>) -> Self {
         self.fs = fs;
         self

@@ -167,6 +167,7 @@ mod segment;
 mod settings;
 #[cfg(test)]
 mod shedding_tests;
+mod slow_disk;
 mod stats;
 mod sys;
 mod writer;
@@ -191,6 +192,7 @@ pub use stats::{LevelCounts, Stats};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::layer::{format_only_layer, format_only_layer_for, FormatOnlyLayer};
+    pub use crate::slow_disk::{slow_disk, Throttle};
 }
 
 #[doc = include_str!("../README.md")]
