@@ -59,8 +59,10 @@
 //! | sb | tracing-appender as (b) |
 //! | sn | no layer installed (`registry()` alone), measured the same way: what the measurement itself costs on cold caches (two clock reads, the call, `tracing`'s dispatch) |
 //!
-//! **Quiet** (`qa`, `qb`, `qn`, and `qa100`, `qb100`, `qn100`) and **Order** (`ra`, `rb`,
-//! `rpa`, `rpb`, `ta`, `tb`): see `compare/quiet.rs` and `compare/order.rs`.
+//! **Quiet** (`qa`, `qb`, `qn`, and `qa100`, `qb100`, `qn100`), **Order** (`ra`, `rb`,
+//! `rpa`, `rpb`, `ta`, `tb`) and **Pressure** (`la`, `ld`, `ls`, `lb`: a DEBUG storm against a
+//! slow disk, ERROR latency and loss): see `compare/quiet.rs`, `compare/order.rs` and
+//! `compare/pressure.rs`.
 //!
 //! **Filtered out**: one thread, `BENCH_FILTER_CALLS` (default 20,000,000) `debug!` calls, ns
 //! per call from the loop's total time (no per-call clock).
@@ -92,7 +94,7 @@
 //! Environment: `BENCH_RUNS`, `BENCH_VARIANTS` (comma-separated keys, e.g. `a,b,sa`; default
 //! all), `BENCH_EVENTS`, `BENCH_PACED_RATE`, `BENCH_SUSTAIN_SECS`, `BENCH_PACE_QUANTUM_US`,
 //! `BENCH_SPARSE_EVENTS`,
-//! `BENCH_FILTER_CALLS`, `BENCH_DIR` (where the children's temp dirs go; default the system
+//! `BENCH_FILTER_CALLS`, `BENCH_STORM_EVENTS`, `BENCH_SLOW_MBPS`, `BENCH_DIR` (where the children's temp dirs go; default the system
 //! temp dir: the sustained rows write several GB there).
 
 use std::fs::File;
@@ -112,6 +114,8 @@ use tracing_subscriber::prelude::*;
 
 #[path = "compare/order.rs"]
 mod order;
+#[path = "compare/pressure.rs"]
+mod pressure;
 #[path = "compare/quiet.rs"]
 mod quiet;
 
@@ -129,12 +133,14 @@ enum Workload {
     Quiet,
     /// Events ordered by happens-before across threads or tasks; inversions counted.
     Order,
+    /// A DEBUG storm against a slow disk: ERROR latency and loss.
+    Pressure,
 }
 
 impl Workload {
     fn threads(self) -> usize {
         match self {
-            Workload::Burst | Workload::Sustained | Workload::Order => THREADS,
+            Workload::Burst | Workload::Sustained | Workload::Order | Workload::Pressure => THREADS,
             Workload::Sparse | Workload::Filtered | Workload::Quiet => 1,
         }
     }
@@ -149,6 +155,9 @@ enum Check {
     Scan,
     /// Read back by the order workload itself: every event once, inversions counted.
     Order,
+    /// Read back by the pressure workload itself: what is written plus what is reported (or
+    /// counted) as dropped adds up to what was logged.
+    Counted,
     /// No file: nothing to count.
     None,
 }
@@ -365,6 +374,30 @@ const VARIANTS: &[Variant] = &[
         Check::Order,
     ),
     v(
+        "la",
+        "(la) tracing-filesink, defaults (Block, no shedding)",
+        Workload::Pressure,
+        Check::Counted,
+    ),
+    v(
+        "ld",
+        "(ld) tracing-filesink, Overflow::Drop, no shedding",
+        Workload::Pressure,
+        Check::Counted,
+    ),
+    v(
+        "ls",
+        "(ls) tracing-filesink, Block + Shedding::below(WARN) (80%)",
+        Workload::Pressure,
+        Check::Counted,
+    ),
+    v(
+        "lb",
+        "(lb) fmt json -> tracing-appender non_blocking (lossy, its default)",
+        Workload::Pressure,
+        Check::Counted,
+    ),
+    v(
         "za",
         "(za) tracing-filesink behind LevelFilter::INFO, debug! rejected",
         Workload::Filtered,
@@ -449,7 +482,7 @@ fn events_per_thread(w: Workload) -> usize {
         }
         Workload::Sparse => env_usize("BENCH_SPARSE_EVENTS", 5_000),
         Workload::Filtered => env_usize("BENCH_FILTER_CALLS", 20_000_000),
-        Workload::Quiet | Workload::Order => 0,
+        Workload::Quiet | Workload::Order | Workload::Pressure => 0,
     }
 }
 
@@ -624,6 +657,13 @@ fn progress(v: &Variant, s: &Value) -> String {
     };
     match v.workload {
         Workload::Filtered => format!("{} per call", ns("ns_per_call")),
+        Workload::Pressure => format!(
+            "ERROR p99 {:>9}  max {:>9}  lost {}  storm {:.2} s  {checked}",
+            ns("error_p99_ns"),
+            ns("error_max_ns"),
+            s["errors_lost"].as_f64().unwrap_or(f64::NAN),
+            s["storm_secs"].as_f64().unwrap_or(f64::NAN),
+        ),
         _ => format!(
             "{:>7} ev/s  p50 {:>9}  p99 {:>9}  p99.9 {:>9}  {checked}",
             s["events_per_sec"].as_f64().map_or("-".into(), fmt_rate),
@@ -641,6 +681,7 @@ fn lines_cell(v: &Variant, samples: &[Value]) -> String {
         (Check::Json, Some(l)) => format!("{l} (checked, JSON)"),
         (Check::Scan, Some(l)) => format!("{l} (checked, ids)"),
         (Check::Order, Some(l)) => format!("{l} (read back, every event once)"),
+        (Check::Counted, Some(l)) => format!("{l} (read back, written + dropped = logged)"),
         (_, None) => "FAILED".into(),
     }
 }
@@ -792,6 +833,26 @@ fn print_tables(res: &Results, paced_rates: &[f64]) {
          second; (qn) is the loop alone, its own sleeps. Visible: from the return of the \
          logging call until a reader's read() of the file returns the line, no flush (a second \
          phase of 2 s at the same pace, up to 200 events).",
+    );
+    print_table(
+        res,
+        Workload::Pressure,
+        &format!(
+            "Pressure: {THREADS} threads x {} events, DEBUG with an ERROR every 1,000, disk taking {} MB/s",
+            env_usize("BENCH_STORM_EVENTS", 100_000),
+            env_num("BENCH_SLOW_MBPS", 20.0)
+        ),
+        &[
+            ("ERROR p50", "error_p50_ns", fmt_ns),
+            ("ERROR p99", "error_p99_ns", fmt_ns),
+            ("ERROR max", "error_max_ns", fmt_ns),
+            ("DEBUG p99", "debug_p99_ns", fmt_ns),
+            ("storm s", "storm_secs", |x| format!("{x:.2}")),
+            ("ERRORs lost", "errors_lost", count),
+            ("DEBUG written %", "debug_written_pct", one_decimal),
+        ],
+        "Latencies: of the logging calls, all threads together. ERRORs lost: of the ERRORs \
+         logged, those not in the file. DEBUG written: the share of DEBUG events in the file.",
     );
     print_table(
         res,
@@ -1381,6 +1442,7 @@ fn child(v: &Variant) -> Result<Value, String> {
     match v.workload {
         Workload::Quiet => return quiet::child(v, dir),
         Workload::Order => return order::child(v, dir),
+        Workload::Pressure => return pressure::child(v, dir),
         _ => {}
     }
     let threads = v.workload.threads();

@@ -20,6 +20,7 @@ use crate::rotate::Rotation;
 use crate::settings::Compression;
 use crate::settings::Fsync;
 use crate::settings::Overflow;
+use crate::settings::{Backtrace, RateLimit, Shedding};
 
 /// The most events a queue may hold: its slots are allocated when the sink starts.
 const MAX_QUEUE_CAPACITY: usize = 1 << 22;
@@ -57,6 +58,9 @@ impl FileSink {
             fs: Arc::new(RealFs),
             options: Settings::default(),
             file_extension: crate::segment::name::DEFAULT_EXT.to_string(),
+            shedding: Shedding::off(),
+            rate_limit: RateLimit::off(),
+            backtrace: Backtrace::off(),
         }
     }
 }
@@ -85,6 +89,9 @@ impl FileSink {
 /// | [`flush_on_panic`](Builder::flush_on_panic) | `false` |
 /// | [`flush_on_exit`](Builder::flush_on_exit) | `true` |
 /// | [`file_extension`](Builder::file_extension) | `log` |
+/// | [`shedding`](Builder::shedding) | [`Shedding::off()`] |
+/// | [`rate_limit`](Builder::rate_limit) | [`RateLimit::off()`] |
+/// | [`backtrace`](Builder::backtrace) | [`Backtrace::off()`] |
 ///
 /// What a record carries, under `tracing_subscriber::fmt`'s names (`fmt::layer().json()
 /// .flatten_event(true)` becomes `FileSink::builder(..).flatten_event(true)`), with fmt's
@@ -133,6 +140,9 @@ pub struct Builder {
     fs: Arc<dyn Fs>,
     options: Settings,
     file_extension: String,
+    shedding: Shedding,
+    rate_limit: RateLimit,
+    backtrace: Backtrace,
 }
 
 impl Builder {
@@ -256,6 +266,27 @@ impl Builder {
     /// What a caller does when the queue is full. Default: [`Overflow::Block`].
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+
+    /// Level-aware shedding: above a queue fill, events less severe than a level are dropped
+    /// at once and never wait. Default: [`Shedding::off()`].
+    pub fn shedding(mut self, shedding: Shedding) -> Self {
+        self.shedding = shedding;
+        self
+    }
+
+    /// At most N events per interval from each callsite, the rest counted and reported.
+    /// Default: [`RateLimit::off()`].
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// Each thread's last records below the sink's filter, written before its next ERROR
+    /// (with [`FileSinkLayer::backtrace_filter`]). Default: [`Backtrace::off()`].
+    pub fn backtrace(mut self, backtrace: Backtrace) -> Self {
+        self.backtrace = backtrace;
         self
     }
 
@@ -399,8 +430,8 @@ impl Builder {
         self
     }
 
-    /// Routes every file operation through `fs` (fault injection in this crate's tests).
-    #[cfg(test)]
+    /// Routes every file operation through `fs` (fault injection in this crate's tests, the
+    /// benchmarks' slow disk).
     pub(crate) fn with_fs(mut self, fs: Arc<dyn Fs>) -> Self {
         self.fs = fs;
         self
@@ -510,6 +541,15 @@ impl Builder {
         self.fsync
             .validate()
             .map_err(|m| Error::config("fsync", m))?;
+        self.shedding
+            .validate()
+            .map_err(|m| Error::config("shedding", m))?;
+        self.rate_limit
+            .validate()
+            .map_err(|m| Error::config("rate_limit", m))?;
+        self.backtrace
+            .validate()
+            .map_err(|m| Error::config("backtrace", m))?;
         if self.options.otel_ids && !cfg!(feature = "opentelemetry") {
             return Err(Error::config(
                 "with_opentelemetry_ids",
@@ -550,6 +590,9 @@ impl Builder {
             flush_on_exit: self.flush_on_exit,
             time_zone: self.time_zone,
             fs: self.fs,
+            shedding: self.shedding,
+            rate_limit: self.rate_limit,
+            backtrace: self.backtrace,
         })
     }
 

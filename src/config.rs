@@ -16,6 +16,7 @@ use crate::rotate::Rotation;
 use crate::settings::Compression;
 use crate::settings::Fsync;
 use crate::settings::Overflow;
+use crate::settings::{Backtrace, RateLimit, Shedding};
 
 /// The validated settings of one sink.
 #[derive(Debug)]
@@ -41,6 +42,9 @@ pub(crate) struct Config {
     pub(crate) time_zone: TimeZone,
     pub(crate) formatter: Formatter,
     pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) shedding: Shedding,
+    pub(crate) rate_limit: RateLimit,
+    pub(crate) backtrace: Backtrace,
 }
 
 impl Config {

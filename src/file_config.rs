@@ -21,6 +21,7 @@ use crate::rotate::Rotation;
 use crate::settings::Compression;
 use crate::settings::Fsync;
 use crate::settings::Overflow;
+use crate::settings::{Backtrace, RateLimit, Shedding};
 
 /// Every [`Builder`] setting, as read from a configuration file; a setting left out keeps
 /// the builder's default. Keys are the builder's method names; values take the one-line
@@ -43,6 +44,9 @@ use crate::settings::Overflow;
 /// time_format = "rfc3339 millis"   # or a strftime pattern
 /// overflow = "block"               # "drop", "block for 100 ms"
 /// fsync = "on error"               # "never", "always", "every 1 s"
+/// shedding = "below warn"          # "off", "below info at 90%"
+/// rate_limit = "100 per 1 s"       # "off"
+/// backtrace = "last 32"            # "off", "last 32 from trace"
 /// queue_capacity = 65536
 /// queue_bytes = "64 MiB"           # or a number of bytes
 /// file_mode = 0o640                # or "0640" (octal; a decimal 640 is refused)
@@ -96,6 +100,12 @@ pub struct FileSinkConfig {
     pub overflow: Option<Overflow>,
     /// [`Builder::fsync`].
     pub fsync: Option<Fsync>,
+    /// [`Builder::shedding`].
+    pub shedding: Option<Shedding>,
+    /// [`Builder::rate_limit`].
+    pub rate_limit: Option<RateLimit>,
+    /// [`Builder::backtrace`].
+    pub backtrace: Option<Backtrace>,
     /// [`Builder::queue_capacity`].
     pub queue_capacity: Option<usize>,
     /// [`Builder::queue_bytes`].
@@ -216,6 +226,9 @@ impl FileSinkConfig {
             time_format,
             overflow,
             fsync,
+            shedding,
+            rate_limit,
+            backtrace,
             queue_capacity,
             queue_bytes,
             file_mode,
@@ -296,6 +309,9 @@ impl FileSinkConfig {
             "time_format" => parsed!(time_format),
             "overflow" => parsed!(overflow),
             "fsync" => parsed!(fsync),
+            "shedding" => parsed!(shedding),
+            "rate_limit" => parsed!(rate_limit),
+            "backtrace" => parsed!(backtrace),
             "queue_capacity" => self.queue_capacity = Some(count("queue_capacity", &raw)?),
             "queue_bytes" => self.queue_bytes = Some(bytes("queue_bytes", &raw)?),
             "file_mode" => self.file_mode = Some(mode("file_mode", &raw)?),
@@ -556,5 +572,8 @@ deserialize_from_str!(
     TimeZone,
     TimeFormat,
     Overflow,
-    Fsync
+    Fsync,
+    Shedding,
+    RateLimit,
+    Backtrace
 );

@@ -83,13 +83,17 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
     let now = cfg.formatter.now();
     let (active, trimmed, reported) = crate::segment::open_active(&cfg, now)?;
     let mut notes = recovered.notes;
-    let (queue, rx) = Queue::new(
+    let (mut queue, rx) = Queue::new(
         cfg.formatter.clone(),
         cfg.queue_capacity,
         cfg.queue_bytes,
         cfg.overflow,
         cfg.stall_timeout,
     );
+    queue.limits = cfg
+        .rate_limit
+        .limit()
+        .map(|(n, per)| crate::limit::RateLimits::new(n, per));
     let queue = Arc::new(queue);
     let mut actions = recovered.actions;
     if trimmed > 0 {

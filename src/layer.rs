@@ -12,10 +12,12 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::backtrace::BacktraceFilter;
 use crate::config::Config;
 use crate::format::{Formatter, SinkId, Timed};
 use crate::guard::Users;
-use crate::queue::Queue;
+use crate::limit::Verdict;
+use crate::queue::{Put, Queue};
 
 /// Formats exactly like [`FileSinkLayer`] and discards the bytes: the formatting floor that
 /// `benches/compare.rs` compares against. Not part of the supported API.
@@ -84,11 +86,16 @@ where
 }
 
 /// The [`Layer`] that writes events to the sink. `Send + Sync`; works with per-layer filters
-/// (`layer.with_filter(LevelFilter::INFO)`), and events a filter rejects never reach it.
+/// (`layer.with_filter(LevelFilter::INFO)`), and events a filter rejects never reach it
+/// (except through [`backtrace_filter`](FileSinkLayer::backtrace_filter), for a
+/// [`Backtrace`](crate::Backtrace)).
 pub struct FileSinkLayer {
     fmt: Formatter,
     queue: Arc<Queue>,
     urgent: Option<Level>,
+    /// Shedding, rate limits or the backtrace, when any is on: one branch on the logging
+    /// path when all are off.
+    pressure: Option<Box<Pressure>>,
     /// Keeps the sink running while this layer lives, even if the guard is dropped.
     _users: Arc<Users>,
 }
@@ -102,6 +109,15 @@ impl std::fmt::Debug for FileSinkLayer {
     }
 }
 
+/// The settings of the mechanisms that keep what matters under pressure.
+#[derive(Debug)]
+struct Pressure {
+    /// Events less severe than this level are shed above this fill (percent).
+    shed: Option<(Level, u8)>,
+    /// Records kept per thread, and the lowest level kept.
+    backtrace: Option<(usize, Level)>,
+}
+
 /// Records are built here and copied out, so a thread formats into warm memory.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
@@ -113,12 +129,145 @@ thread_local! {
 
 impl FileSinkLayer {
     pub(crate) fn new(cfg: Arc<Config>, queue: Arc<Queue>, users: Arc<Users>) -> FileSinkLayer {
+        let shed = cfg.shedding.threshold();
+        let backtrace = cfg.backtrace.keep();
+        let pressure = (shed.is_some() || backtrace.is_some() || queue.limits.is_some())
+            .then(|| Box::new(Pressure { shed, backtrace }));
         FileSinkLayer {
             fmt: cfg.formatter.clone(),
             urgent: cfg.urgent_level(),
+            pressure,
             queue,
             _users: users,
         }
+    }
+
+    /// Wraps the sink's per-layer filter for a [`Backtrace`](crate::Backtrace): the sink
+    /// then also sees the events `filter` rejects at the backtrace's levels, and keeps each
+    /// thread's last ones for its next ERROR. With the backtrace off, the wrapper is
+    /// `filter` itself.
+    ///
+    /// ```
+    /// use tracing::level_filters::LevelFilter;
+    /// use tracing_filesink::{Backtrace, FileSink};
+    /// use tracing_subscriber::prelude::*;
+    /// # let tmp = tempfile::tempdir()?;
+    /// let (layer, guard) = FileSink::builder(tmp.path(), "app")
+    ///     .backtrace(Backtrace::last(32))
+    ///     .build()?;
+    /// let filter = layer.backtrace_filter(LevelFilter::INFO);
+    /// let subscriber = tracing_subscriber::registry().with(layer.with_filter(filter));
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::debug!("kept in memory");
+    ///     tracing::error!("written after the DEBUG above");
+    /// });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn backtrace_filter<F>(&self, filter: F) -> BacktraceFilter<F> {
+        let from = self
+            .pressure
+            .as_ref()
+            .and_then(|p| p.backtrace)
+            .map(|(_, l)| l);
+        BacktraceFilter::new(filter, self.fmt.sink, from)
+    }
+
+    /// Formats `event` into the thread's buffer (a fresh one when re-entered from a `Debug`
+    /// impl that logs) and hands the record to `then`.
+    #[inline]
+    fn with_record<S>(
+        &self,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+        then: impl FnOnce(&[u8], Option<usize>),
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut then = Some(then);
+        let done = BUF
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut buf) => {
+                    let time_at = self.format_into(&mut buf, event, ctx);
+                    if let Some(then) = then.take() {
+                        then(&buf, time_at);
+                    }
+                    if buf.capacity() > KEEP_CAPACITY {
+                        buf.clear();
+                        buf.shrink_to(KEEP_CAPACITY / 16);
+                    }
+                    true
+                }
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+        if let (false, Some(then)) = (done, then) {
+            let mut buf = Vec::with_capacity(256);
+            let time_at = self.format_into(&mut buf, event, ctx);
+            then(&buf, time_at);
+        }
+    }
+
+    /// Shedding, rate limit and backtrace: false when the event goes no further. May make
+    /// `put` never wait, and writes the thread's backtrace before an ERROR.
+    fn admit<S>(&self, p: &Pressure, event: &Event<'_>, ctx: &Context<'_, S>, put: &mut Put) -> bool
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = event.metadata();
+        let level = *meta.level();
+        if let Some((keep, _)) = p.backtrace {
+            if crate::backtrace::rejected(self.fmt.sink, meta) {
+                self.with_record(event, ctx, |buf, time_at| {
+                    crate::backtrace::keep(&self.queue, &self.fmt, keep, buf, time_at, level);
+                });
+                return false;
+            }
+        }
+        if let Some(limits) = &self.queue.limits {
+            match limits.check(meta, crate::clock::mono_now()) {
+                Verdict::Pass => {}
+                Verdict::PassAfter(n) => self.report_suppressed(meta, n),
+                Verdict::Suppress => {
+                    self.queue
+                        .counters
+                        .rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
+            }
+        }
+        if let Some((keep_from, percent)) = p.shed {
+            // Less severe than `keep_from` (tracing orders TRACE above ERROR).
+            if level > keep_from {
+                if self.queue.fuller_than(percent) {
+                    self.queue.shed_below_level(level);
+                    return false;
+                }
+                put.may_wait = false;
+            }
+        }
+        if level == Level::ERROR && p.backtrace.is_some() {
+            crate::backtrace::write_before_error(&self.queue);
+        }
+        true
+    }
+
+    /// The record of a callsite's events the rate limit suppressed, before its next event.
+    #[cold]
+    fn report_suppressed(&self, meta: &tracing::Metadata<'_>, n: u64) {
+        let Some(limits) = &self.queue.limits else {
+            return;
+        };
+        let interval_ms = u64::try_from(limits.interval().as_millis()).unwrap_or(u64::MAX);
+        let mut body = Vec::with_capacity(256);
+        let time_at = self.fmt.internal_body(
+            &mut body,
+            Level::WARN,
+            &crate::limit::message(meta),
+            &[("suppressed", n), ("interval_ms", interval_ms)],
+        );
+        self.queue
+            .log(Timed::new(&body, time_at), Put::event(Level::WARN, false));
     }
 
     /// Formats `event` into `buf` and returns where its timestamp goes.
@@ -177,26 +326,15 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let urgent = self.urgent.is_some_and(|l| *event.metadata().level() <= l);
-        let done = BUF
-            .try_with(|cell| match cell.try_borrow_mut() {
-                Ok(mut buf) => {
-                    let time_at = self.format_into(&mut buf, event, &ctx);
-                    self.queue.log(Timed::new(&buf, time_at), urgent);
-                    if buf.capacity() > KEEP_CAPACITY {
-                        buf.clear();
-                        buf.shrink_to(KEEP_CAPACITY / 16);
-                    }
-                    true
-                }
-                // Re-entered from a Debug impl that logs: format into a fresh buffer.
-                Err(_) => false,
-            })
-            .unwrap_or(false);
-        if !done {
-            let mut buf = Vec::with_capacity(256);
-            let time_at = self.format_into(&mut buf, event, &ctx);
-            self.queue.log(Timed::new(&buf, time_at), urgent);
+        let level = *event.metadata().level();
+        let mut put = Put::event(level, self.urgent.is_some_and(|l| level <= l));
+        if let Some(p) = &self.pressure {
+            if !self.admit(p, event, &ctx, &mut put) {
+                return;
+            }
         }
+        self.with_record(event, &ctx, |buf, time_at| {
+            self.queue.log(Timed::new(buf, time_at), put);
+        });
     }
 }

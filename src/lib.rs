@@ -138,6 +138,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod backtrace;
 mod builder;
 mod clock;
 mod compress;
@@ -153,6 +154,7 @@ mod fs;
 mod guard;
 mod health;
 mod layer;
+mod limit;
 mod maintain;
 mod make_writer;
 mod parse;
@@ -163,10 +165,14 @@ mod retain;
 mod rotate;
 mod segment;
 mod settings;
+#[cfg(test)]
+mod shedding_tests;
+mod slow_disk;
 mod stats;
 mod sys;
 mod writer;
 
+pub use backtrace::BacktraceFilter;
 pub use builder::{Builder, FileSink};
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
@@ -180,13 +186,14 @@ pub use layer::FileSinkLayer;
 pub use make_writer::{FileSinkWriter, RecordWriter};
 pub use retain::Retention;
 pub use rotate::Rotation;
-pub use settings::{Compression, Fsync, Overflow};
-pub use stats::Stats;
+pub use settings::{Backtrace, Compression, Fsync, Overflow, RateLimit, Shedding};
+pub use stats::{LevelCounts, Stats};
 
 /// Hooks for this crate's benchmarks; not part of the supported API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::layer::{format_only_layer, format_only_layer_for, FormatOnlyLayer};
+    pub use crate::slow_disk::{slow_disk, Throttle};
 }
 
 #[doc = include_str!("../README.md")]

@@ -80,6 +80,7 @@ impl Drop for RecordWriter<'_> {
             out
         };
         rec.push(b'\n');
-        self.queue.log(Timed::new(&rec, None), false);
+        self.queue
+            .log(Timed::new(&rec, None), crate::queue::Put::line());
     }
 }

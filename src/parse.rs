@@ -19,6 +19,7 @@ use crate::rotate::Rotation;
 use crate::settings::Compression;
 use crate::settings::Fsync;
 use crate::settings::Overflow;
+use crate::settings::{Backtrace, RateLimit, Shedding};
 
 pub(crate) fn bad(setting: &'static str, value: &str, expected: &str) -> Error {
     Error::config(
@@ -407,9 +408,134 @@ impl FromStr for Fsync {
     }
 }
 
+/// A level by name, as `Level::from_str` reads it, `"warning"` too.
+fn level(s: &str) -> Option<Level> {
+    let s = s.trim();
+    let s = if s.eq_ignore_ascii_case("warning") {
+        "warn"
+    } else {
+        s
+    };
+    Level::from_str(s).ok()
+}
+
+impl FromStr for Shedding {
+    type Err = Error;
+
+    /// `"off"`, `"below warn"` (above 80% full), `"below info at 90%"`.
+    fn from_str(s: &str) -> Result<Shedding, Error> {
+        let lower = s.trim().to_ascii_lowercase();
+        let err = || {
+            bad(
+                "shedding",
+                s,
+                "\"off\", \"below warn\" or \"below info at 90%\"",
+            )
+        };
+        if lower == "off" {
+            return Ok(Shedding::off());
+        }
+        let rest = lower.strip_prefix("below ").ok_or_else(err)?;
+        let (l, pct) = match rest.split_once(" at ") {
+            Some((l, p)) => {
+                let p = p.trim().strip_suffix('%').unwrap_or(p).trim();
+                (l, Some(p.parse::<u8>().map_err(|_| err())?))
+            }
+            None => (rest, None),
+        };
+        let shed = Shedding::below(level(l).ok_or_else(err)?);
+        Ok(match pct {
+            Some(p) => shed.when_fuller_than(p),
+            None => shed,
+        })
+    }
+}
+
+impl FromStr for RateLimit {
+    type Err = Error;
+
+    /// `"off"`, `"100 per 1 s"` (at most 100 events per second from each callsite).
+    fn from_str(s: &str) -> Result<RateLimit, Error> {
+        let lower = s.trim().to_ascii_lowercase();
+        let err = || bad("rate_limit", s, "\"off\" or \"100 per 1 s\"");
+        if lower == "off" {
+            return Ok(RateLimit::off());
+        }
+        let (n, d) = lower.split_once(" per ").ok_or_else(err)?;
+        let n = n.trim().parse::<u32>().map_err(|_| err())?;
+        Ok(RateLimit::per_callsite(n, duration(d).ok_or_else(err)?))
+    }
+}
+
+impl FromStr for Backtrace {
+    type Err = Error;
+
+    /// `"off"`, `"last 32"` (DEBUG and above), `"last 32 from trace"`.
+    fn from_str(s: &str) -> Result<Backtrace, Error> {
+        let lower = s.trim().to_ascii_lowercase();
+        let err = || {
+            bad(
+                "backtrace",
+                s,
+                "\"off\", \"last 32\" or \"last 32 from trace\"",
+            )
+        };
+        if lower == "off" {
+            return Ok(Backtrace::off());
+        }
+        let rest = lower.strip_prefix("last ").ok_or_else(err)?;
+        let (n, from) = match rest.split_once(" from ") {
+            Some((n, l)) => (n, Some(level(l).ok_or_else(err)?)),
+            None => (rest, None),
+        };
+        let bt = Backtrace::last(n.trim().parse().map_err(|_| err())?);
+        Ok(match from {
+            Some(l) => bt.at_or_above(l),
+            None => bt,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pressure_settings_read_from_one_line() {
+        use std::time::Duration;
+        assert_eq!(
+            "below warn".parse::<Shedding>().unwrap(),
+            Shedding::below(Level::WARN)
+        );
+        assert_eq!(
+            "below INFO at 90%".parse::<Shedding>().unwrap(),
+            Shedding::below(Level::INFO).when_fuller_than(90)
+        );
+        assert_eq!("off".parse::<Shedding>().unwrap(), Shedding::off());
+        assert_eq!(
+            "100 per 1 s".parse::<RateLimit>().unwrap(),
+            RateLimit::per_callsite(100, Duration::from_secs(1))
+        );
+        assert_eq!(
+            "last 32 from trace".parse::<Backtrace>().unwrap(),
+            Backtrace::last(32).at_or_above(Level::TRACE)
+        );
+        assert_eq!("last 8".parse::<Backtrace>().unwrap(), Backtrace::last(8));
+        for (bad, key) in [
+            ("below loud", "shedding"),
+            ("sometimes", "shedding"),
+            ("100 per fortnight", "rate_limit"),
+            ("last few", "backtrace"),
+        ] {
+            let err = match key {
+                "shedding" => bad.parse::<Shedding>().unwrap_err(),
+                "rate_limit" => bad.parse::<RateLimit>().unwrap_err(),
+                _ => bad.parse::<Backtrace>().unwrap_err(),
+            };
+            let msg = err.to_string();
+            assert!(msg.contains(key) && msg.contains(bad), "{msg}");
+        }
+    }
 
     #[test]
     fn sizes_and_durations() {

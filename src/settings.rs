@@ -128,3 +128,186 @@ impl Compression {
         self.gzip
     }
 }
+
+/// Level-aware shedding: once the queue is fuller than a fraction of its capacity, events
+/// less severe than a level are dropped at once, before they are formatted, while events at
+/// or above it keep the [`Overflow`] policy's behaviour. Off by default; as Logback's
+/// `AsyncAppender` when on (`Shedding::below(Level::WARN)`: INFO, DEBUG and TRACE are shed
+/// above 80% full, WARN and ERROR keep the queue's remaining fifth).
+///
+/// An event the policy may shed never waits for room either, whatever the `Overflow`
+/// policy: a caller is never blocked on a DEBUG. Shed events are counted per level in
+/// [`Stats::dropped_by_level`](crate::Stats::dropped_by_level) and
+/// [`Stats::events_shed_below_level`](crate::Stats::events_shed_below_level), and reported
+/// with the other dropped events by the in-band "events dropped" record, which gives the
+/// counts per level. Also reads from one line (`"off"`, `"below warn"`, `"below info at 90%"`)
+/// through `FromStr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shedding {
+    below: Option<Level>,
+    percent: u8,
+}
+
+impl Shedding {
+    /// No level-aware shedding (the default): every event follows the `Overflow` policy.
+    pub const fn off() -> Shedding {
+        Shedding {
+            below: None,
+            percent: 80,
+        }
+    }
+
+    /// Sheds events less severe than `level` once the queue is more than 80% full.
+    pub const fn below(level: Level) -> Shedding {
+        Shedding {
+            below: Some(level),
+            percent: 80,
+        }
+    }
+
+    /// Sheds once the queue is more than `percent` full (1 to 99; `build()` checks it).
+    #[must_use]
+    pub const fn when_fuller_than(self, percent: u8) -> Shedding {
+        Shedding {
+            below: self.below,
+            percent,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match self.below {
+            Some(Level::TRACE) => Err("Shedding::below(Level::TRACE) sheds nothing: every \
+                 event is at TRACE or above; use Shedding::below(Level::DEBUG) to shed TRACE"
+                .into()),
+            Some(_) if !(1..=99).contains(&self.percent) => Err(format!(
+                "the queue fill of {}% is not within 1..=99",
+                self.percent
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The level events must be at (or above) to be kept, and the fill in percent, when on.
+    pub(crate) fn threshold(&self) -> Option<(Level, u8)> {
+        self.below.map(|l| (l, self.percent))
+    }
+}
+
+/// A rate limit per callsite: at most a number of events per interval from each `event!`
+/// (each `info!`, `debug!`, … in the source), checked on the calling thread without a lock
+/// or an allocation. The events over the limit are counted; the first event of the callsite
+/// after such a spell is preceded by a record of the sink's own naming the callsite, the
+/// number suppressed and the interval (`"suppressed"` and `"interval_ms"` fields), and what
+/// is still uncounted when the sink flushes or shuts down is reported then. Off by default.
+/// Also reads from one line (`"off"`, `"100 per 1 s"`) through `FromStr`.
+///
+/// Every level is limited alike. The sink keeps the state of 4,096 callsites; the events of
+/// any further callsite pass unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateLimit {
+    events: u32,
+    per: Duration,
+}
+
+impl RateLimit {
+    /// No rate limit (the default).
+    pub const fn off() -> RateLimit {
+        RateLimit {
+            events: 0,
+            per: Duration::ZERO,
+        }
+    }
+
+    /// At most `events` events per `interval` from each callsite (`build()` checks that
+    /// both are non-zero).
+    pub const fn per_callsite(events: u32, interval: Duration) -> RateLimit {
+        RateLimit {
+            events,
+            per: interval,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match (self.events, self.per.is_zero()) {
+            (0, true) => Ok(()),
+            (0, false) => Err("a rate limit of 0 events suppresses everything; use \
+                 RateLimit::off() for no limit"
+                .into()),
+            (_, true) => Err("a rate limit needs a non-zero interval".into()),
+            _ if self.per > Duration::from_secs(86_400) => {
+                Err("a rate limit's interval is at most a day".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The events allowed per interval and the interval, when on.
+    pub(crate) fn limit(&self) -> Option<(u32, Duration)> {
+        (self.events > 0).then_some((self.events, self.per))
+    }
+}
+
+/// A backtrace on error: each thread keeps its last few records that the sink's filter
+/// rejected, formatted as they happen (on the calling thread, as every record), and writes
+/// them just before its next ERROR, in order and marked (`"backtrace":true` in JSON,
+/// `backtrace=true` at the end of a text or logfmt line). A thread that logs no ERROR writes
+/// nothing more. Off by default. Also reads from one line (`"off"`, `"last 32"`,
+/// `"last 32 from trace"`) through `FromStr`.
+///
+/// The sink sees the events its filter rejects only through
+/// [`FileSinkLayer::backtrace_filter`](crate::FileSinkLayer::backtrace_filter), which wraps
+/// the sink's per-layer filter. The records keep the time they were logged at, so their
+/// printed times are earlier than the records before them in the file. Memory: at most
+/// `records` records of up to 16 KiB per thread that logged to the sink (a longer record is
+/// not kept), counted in [`Stats::backtrace_bytes`](crate::Stats::backtrace_bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backtrace {
+    records: usize,
+    from: Option<Level>,
+}
+
+impl Backtrace {
+    /// No backtrace (the default).
+    pub const fn off() -> Backtrace {
+        Backtrace {
+            records: 0,
+            from: None,
+        }
+    }
+
+    /// Keeps the last `records` rejected records of each thread (1 to 1,024; `build()` checks
+    /// it) at DEBUG or above.
+    pub const fn last(records: usize) -> Backtrace {
+        Backtrace {
+            records,
+            from: Some(Level::DEBUG),
+        }
+    }
+
+    /// Keeps records at `level` or above (`Level::TRACE`: every rejected record, at the cost
+    /// of formatting every TRACE event).
+    #[must_use]
+    pub const fn at_or_above(self, level: Level) -> Backtrace {
+        Backtrace {
+            records: self.records,
+            from: Some(level),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.from.is_some() && !(1..=1024).contains(&self.records) {
+            return Err(format!(
+                "a backtrace of {} records is not within 1..=1024",
+                self.records
+            ));
+        }
+        Ok(())
+    }
+
+    /// The records kept per thread and the lowest level kept, when on.
+    pub(crate) fn keep(&self) -> Option<(usize, Level)> {
+        self.from
+            .filter(|_| self.records > 0)
+            .map(|l| (self.records, l))
+    }
+}

@@ -93,6 +93,19 @@ pub struct Stats {
     pub last_error: Option<String>,
     /// When [`last_error`](Self::last_error) happened.
     pub last_error_at: Option<SystemTime>,
+    /// Of [`events_dropped`](Stats::events_dropped), those per level (records from
+    /// [`build_writer`](crate::Builder::build_writer)'s writer have no level and are left out).
+    pub dropped_by_level: LevelCounts,
+    /// Of [`events_dropped`](Stats::events_dropped), those shed by level-aware shedding
+    /// ([`Shedding`](crate::Shedding)).
+    pub events_shed_below_level: u64,
+    /// Events suppressed by the rate limit ([`RateLimit`](crate::RateLimit)): not in the
+    /// log, and not counted in `events_dropped`; reported in the log by their own records.
+    pub events_rate_limited: u64,
+    /// Records written from a thread's backtrace before its ERROR ([`Backtrace`](crate::Backtrace)).
+    pub backtrace_records: u64,
+    /// Bytes the threads' backtraces hold now (their buffers' capacity).
+    pub backtrace_bytes: u64,
 }
 
 /// One line for a log or a status page:
@@ -197,10 +210,79 @@ impl serde::Serialize for Stats {
             events_buffered,
             bytes_buffered,
             last_error,
+            dropped_by_level,
+            events_shed_below_level,
+            events_rate_limited,
+            backtrace_records,
+            backtrace_bytes,
         );
         st.serialize_field("state", self.state.as_str())?;
         st.serialize_field("last_error_at", &self.last_error_at.map(rfc3339))?;
         st.end()
+    }
+}
+
+/// A count per level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LevelCounts {
+    /// At `ERROR`.
+    pub error: u64,
+    /// At `WARN`.
+    pub warn: u64,
+    /// At `INFO`.
+    pub info: u64,
+    /// At `DEBUG`.
+    pub debug: u64,
+    /// At `TRACE`.
+    pub trace: u64,
+}
+
+impl LevelCounts {
+    /// The counts with their level names (`"error"`, …, `"trace"`), most severe first.
+    pub fn by_name(&self) -> [(&'static str, u64); 5] {
+        [
+            ("error", self.error),
+            ("warn", self.warn),
+            ("info", self.info),
+            ("debug", self.debug),
+            ("trace", self.trace),
+        ]
+    }
+
+    fn from_array(a: [u64; 5]) -> LevelCounts {
+        LevelCounts {
+            error: a[0],
+            warn: a[1],
+            info: a[2],
+            debug: a[3],
+            trace: a[4],
+        }
+    }
+}
+
+/// `{"error": n, "warn": n, "info": n, "debug": n, "trace": n}`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for LevelCounts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = serializer.serialize_struct("LevelCounts", 5)?;
+        for (name, n) in self.by_name() {
+            st.serialize_field(name, &n)?;
+        }
+        st.end()
+    }
+}
+
+/// A level's place in the per-level counters: ERROR 0 to TRACE 4.
+#[inline]
+pub(crate) fn level_index(level: tracing::Level) -> usize {
+    match level {
+        tracing::Level::ERROR => 0,
+        tracing::Level::WARN => 1,
+        tracing::Level::INFO => 2,
+        tracing::Level::DEBUG => 3,
+        _ => 4,
     }
 }
 
@@ -240,6 +322,12 @@ pub(crate) struct Counters {
     /// Records and bytes the writer holds (in hand and in its batch), as of its last step.
     pub(crate) writer_records: AtomicU64,
     pub(crate) writer_bytes: AtomicU64,
+    /// Dropped and shed events per level ([`level_index`]).
+    pub(crate) dropped_levels: [AtomicU64; 5],
+    pub(crate) shed_below_level: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) backtrace_records: AtomicU64,
+    pub(crate) backtrace_bytes: AtomicU64,
     pub(crate) last_error: Mutex<Option<Error>>,
     /// The last error reported, with its time: never taken, for `stats()`.
     last_seen: Mutex<Option<(Error, SystemTime)>>,
@@ -293,7 +381,16 @@ impl Counters {
             state: live.state,
             last_error: last.as_ref().map(|(e, _)| e.to_string()),
             last_error_at: last.map(|(_, t)| t),
+            dropped_by_level: LevelCounts::from_array(self.dropped_levels()),
+            events_shed_below_level: self.shed_below_level.load(Relaxed),
+            events_rate_limited: self.rate_limited.load(Relaxed),
+            backtrace_records: self.backtrace_records.load(Relaxed),
+            backtrace_bytes: self.backtrace_bytes.load(Relaxed),
         }
+    }
+
+    pub(crate) fn dropped_levels(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.dropped_levels[i].load(Relaxed))
     }
 
     /// Raises a high-water mark. A plain load first: the writer calls this every loop, and
@@ -376,13 +473,21 @@ mod tests {
         let json = serde_json::to_value(&stats).expect("serialize");
         let map = json.as_object().expect("an object");
         let debug = format!("{:?}", Stats::default());
-        let names: Vec<&str> = debug
-            .trim_start_matches("Stats {")
-            .trim_end_matches('}')
-            .split(", ")
-            .filter_map(|f| f.split(':').next())
-            .map(str::trim)
-            .collect();
+        // The top-level fields: split on the commas outside nested structs
+        // (`dropped_by_level: LevelCounts { .. }`).
+        let body = debug.trim_start_matches("Stats {").trim_end_matches('}');
+        let (mut names, mut depth, mut start) = (Vec::new(), 0, 0);
+        for (i, c) in body.char_indices().chain([(body.len(), ',')]) {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    names.extend(body[start..i].split(':').next().map(str::trim));
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
         assert_eq!(map.len(), names.len(), "{map:?} vs {names:?}");
         for name in names {
             assert!(map.contains_key(name), "`{name}` is not serialized");

@@ -37,7 +37,39 @@ use wait::GaveUp;
 use crate::format::{Formatter, SinkId, Timed};
 use crate::health::Health;
 use crate::settings::Overflow;
-use crate::stats::Counters;
+use crate::stats::{level_index, Counters};
+
+/// How one record goes in: whether its level asks for an fsync of its batch, its level for
+/// the per-level drop counts, and whether it may wait for room.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Put {
+    pub(crate) urgent: bool,
+    /// [`level_index`], or `None` for a record without a level (`build_writer`).
+    pub(crate) level: Option<u8>,
+    /// False for an event level-aware shedding may shed: it never waits.
+    pub(crate) may_wait: bool,
+}
+
+impl Put {
+    /// A record of `level` that waits as the overflow policy says.
+    #[inline]
+    pub(crate) fn event(level: tracing::Level, urgent: bool) -> Put {
+        Put {
+            urgent,
+            level: Some(level_index(level) as u8),
+            may_wait: true,
+        }
+    }
+
+    /// A record without a level (a line from `build_writer`'s writer).
+    pub(crate) fn line() -> Put {
+        Put {
+            urgent: false,
+            level: None,
+            may_wait: true,
+        }
+    }
+}
 
 /// Most bytes of one chunk: large enough that a handover per chunk costs nothing per event,
 /// small enough to stay in the cache.
@@ -70,6 +102,8 @@ pub(crate) struct Queue {
     small_max: usize,
     /// What larger records may take: the other half of `max_bytes`.
     large_budget: usize,
+    /// The channel's capacity in chunks.
+    chunks: usize,
     overflow: Overflow,
     /// Callers waiting for byte room, and where they wait.
     space_waiters: AtomicUsize,
@@ -80,6 +114,8 @@ pub(crate) struct Queue {
     pub(crate) sleeping: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) health: Health,
+    /// The rate limits per callsite, when on: checked by callers, swept by the writer.
+    pub(crate) limits: Option<crate::limit::RateLimits>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -123,19 +159,44 @@ impl Queue {
     /// Appends a formatted record to this thread's slot of this sink (a thread whose
     /// thread-locals are being destroyed uses the shared orphan slot).
     #[inline]
-    pub(crate) fn log(&self, record: Timed<'_>, urgent: bool) {
+    pub(crate) fn log(&self, record: Timed<'_>, put: Put) {
         let done = SLOTS
             .try_with(|cell| match cell.try_borrow_mut() {
                 Ok(mut slots) => {
                     let slot = slot_for(&mut slots, self);
-                    self.push(slot, record, urgent);
+                    self.push(slot, record, put);
                     true
                 }
                 Err(_) => false,
             })
             .unwrap_or(false);
         if !done {
-            self.push(&self.orphans, record, urgent);
+            self.push(&self.orphans, record, put);
+        }
+    }
+
+    /// True when more than `percent` of the channel's chunks are full ones waiting for the
+    /// writer (two loads of the channel's positions: read only by level-aware shedding).
+    #[inline]
+    pub(crate) fn fuller_than(&self, percent: u8) -> bool {
+        self.tx.len() * 100 > self.chunks * usize::from(percent)
+    }
+
+    /// Counts an event level-aware shedding dropped, for the stats and the in-band report.
+    #[cold]
+    pub(crate) fn shed_below_level(&self, level: tracing::Level) {
+        self.counters
+            .shed_below_level
+            .fetch_add(1, Ordering::Relaxed);
+        self.count_level(Some(level_index(level) as u8));
+        self.counters.events_dropped.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts a dropped event at its level. Before the total: the writer reads the total
+    /// first, so the levels it reads next cover at least that many.
+    fn count_level(&self, level: Option<u8>) {
+        if let Some(i) = level {
+            self.counters.dropped_levels[usize::from(i)].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -174,6 +235,7 @@ impl Queue {
                 max_bytes,
                 small_max: max_bytes / (2 * chunks),
                 large_budget: (max_bytes / 2).max(1),
+                chunks,
                 overflow,
                 space_waiters: AtomicUsize::new(0),
                 space_lock: Mutex::new(()),
@@ -182,6 +244,7 @@ impl Queue {
                 sleeping: AtomicBool::new(false),
                 counters: Counters::default(),
                 health: Health::new(stall_after),
+                limits: None,
             },
             rx,
         )
@@ -207,13 +270,15 @@ impl Queue {
         }
     }
 
-    fn dropped(&self) {
-        self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+    fn dropped(&self, put: Put) {
+        self.count_level(put.level);
+        self.counters.events_dropped.fetch_add(1, Ordering::Release);
     }
 
     /// Counts an event the blocking paths gave up on.
     #[cold]
-    fn gave_up(&self, why: GaveUp) {
+    fn gave_up(&self, why: GaveUp, put: Put) {
+        self.count_level(put.level);
         match why {
             GaveUp::Shed => self.counters.events_shed.fetch_add(1, Ordering::Relaxed),
             GaveUp::Gone | GaveUp::Deadline => {
@@ -226,26 +291,26 @@ impl Queue {
     /// policy. Never panics, never fails: an event that cannot be queued is counted as
     /// dropped. No allocation once the chunk's buffers have grown.
     #[inline]
-    pub(crate) fn push(&self, slot: &Arc<Slot>, record: Timed<'_>, urgent: bool) {
+    pub(crate) fn push(&self, slot: &Arc<Slot>, record: Timed<'_>, put: Put) {
         if self.health.is_gone() {
-            self.dropped();
+            self.dropped(put);
             return;
         }
         let mut open = slot.lock();
         if open.closed {
             drop(open);
-            self.dropped();
+            self.dropped(put);
             return;
         }
         if self.is_full(&open.chunk) {
             // The writer has not collected it and the channel had no room last time.
             if let Err(why) = self.hand_over(&mut open) {
                 drop(open);
-                self.push_slow(slot, record, urgent, why);
+                self.push_slow(slot, record, put, why);
                 return;
             }
         }
-        self.append(&mut open, record, urgent);
+        self.append(&mut open, record, put.urgent);
         if self.is_full(&open.chunk) {
             // No room now: the chunk stays where the writer collects it.
             let _ = self.hand_over(&mut open);
@@ -266,19 +331,25 @@ impl Queue {
 
     /// A full chunk that could not be handed over: the overflow policy decides.
     #[cold]
-    fn push_slow(&self, slot: &Arc<Slot>, record: Timed<'_>, urgent: bool, why: GaveUp) {
+    fn push_slow(&self, slot: &Arc<Slot>, record: Timed<'_>, put: Put, why: GaveUp) {
         let res = match (why, self.overflow) {
             (GaveUp::Gone, _) => Err(GaveUp::Gone),
             (_, Overflow::Drop) => Err(GaveUp::Deadline),
+            _ if !put.may_wait => {
+                self.counters
+                    .shed_below_level
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(GaveUp::Deadline)
+            }
             _ => self.wait_for_slot(slot),
         };
         match res {
             Ok(mut open) if !open.closed => {
-                self.append(&mut open, record, urgent);
+                self.append(&mut open, record, put.urgent);
                 self.unlock_and_wake(open);
             }
-            Ok(_) => self.dropped(),
-            Err(why) => self.gave_up(why),
+            Ok(_) => self.dropped(put),
+            Err(why) => self.gave_up(why, put),
         }
     }
 
@@ -482,7 +553,7 @@ mod tests {
         let handles: Vec<_> = (0..200)
             .map(|_| {
                 let q = q.clone();
-                std::thread::spawn(move || q.log(Timed::new(b"x\n", None), false))
+                std::thread::spawn(move || q.log(Timed::new(b"x\n", None), Put::line()))
             })
             .collect();
         for h in handles {
@@ -501,8 +572,8 @@ mod tests {
             .map(|_| {
                 let q = q.clone();
                 std::thread::spawn(move || {
-                    q.log(Timed::new(b"x\n", None), false);
-                    q.log(Timed::new(b"y\n", None), false);
+                    q.log(Timed::new(b"x\n", None), Put::line());
+                    q.log(Timed::new(b"y\n", None), Put::line());
                 })
             })
             .collect();

@@ -62,6 +62,7 @@ impl Writer {
 
     /// Answers a flush once everything logged before it is in the batch.
     fn finish_flush(&mut self, sync: bool, ack: Ack) {
+        self.report_suppressed();
         // The last pass may have left records stamped before its reading in hand, when the
         // disk stopped taking the batch at the writer's limit: they are the flush's too.
         self.order_below(self.last_below);
@@ -105,6 +106,7 @@ impl Writer {
     /// sealed, giving up on a sick disk at `deadline`. Control messages received meanwhile
     /// are refused at exit.
     pub(super) fn wind_down(&mut self, deadline: Instant) -> Result<(), Error> {
+        self.report_suppressed();
         loop {
             // Drops counted so far are reported by the pass that follows.
             self.report_drops();

@@ -98,6 +98,8 @@ pub(crate) struct Writer {
     shed_reported: u64,
     /// Unsynced segments already reported in the log.
     unsynced_reported: u64,
+    /// Dropped and shed events per level already reported in the log.
+    levels_reported: [u64; 5],
 
     // rotate
     next_boundary: Option<SystemTime>,
@@ -176,6 +178,7 @@ impl Writer {
             drops_reported: 0,
             shed_reported: 0,
             unsynced_reported: 0,
+            levels_reported: [0; 5],
             next_boundary,
             next_identity_check: Instant::now() + IDENTITY_CHECK_EVERY,
             finisher,
@@ -279,11 +282,13 @@ impl Writer {
     }
 
     fn report_drops(&mut self) {
-        let dropped = self.counters().events_dropped.load(Ordering::Relaxed);
+        let dropped = self.counters().events_dropped.load(Ordering::Acquire);
         if dropped > self.drops_reported && self.buf.len() < self.buf_limit() {
             let n = dropped - self.drops_reported;
             self.drops_reported = dropped;
-            self.note(Level::WARN, "events dropped", &[("dropped", n)]);
+            let mut fields = vec![("dropped", n)];
+            self.level_fields(&mut fields);
+            self.note(Level::WARN, "events dropped", &fields);
         }
         let unsynced = self.counters().segments_unsynced.load(Ordering::Relaxed);
         if unsynced > self.unsynced_reported && self.buf.len() < self.buf_limit() {
@@ -303,10 +308,44 @@ impl Writer {
             let outage_ms = self.outage_since.take().map_or(0, |t| {
                 u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
             });
+            let mut fields = vec![("dropped", n), ("outage_ms", outage_ms)];
+            self.level_fields(&mut fields);
             self.note(
                 Level::WARN,
                 "events shed while the writer could not write",
-                &[("dropped", n), ("outage_ms", outage_ms)],
+                &fields,
+            );
+        }
+    }
+
+    /// Adds the dropped and shed events per level not reported yet (`"error"` to `"trace"`,
+    /// the levels with any) to a report's fields.
+    fn level_fields(&mut self, fields: &mut Vec<(&'static str, u64)>) {
+        let now = self.counters().dropped_levels();
+        const NAMES: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+        for (i, name) in NAMES.iter().enumerate() {
+            let n = now[i] - self.levels_reported[i];
+            if n > 0 {
+                fields.push((name, n));
+            }
+        }
+        self.levels_reported = now;
+    }
+
+    /// Reports the events the rate limit suppressed that no later event of their callsite
+    /// has reported yet (at a flush and at shutdown, so the counts in the log are complete).
+    fn report_suppressed(&mut self) {
+        let Some(limits) = &self.queue.limits else {
+            return;
+        };
+        let interval_ms = u64::try_from(limits.interval().as_millis()).unwrap_or(u64::MAX);
+        let mut found = Vec::new();
+        limits.sweep(|meta, n| found.push((crate::limit::message(meta), n)));
+        for (message, n) in found {
+            self.note(
+                Level::WARN,
+                &message,
+                &[("suppressed", n), ("interval_ms", interval_ms)],
             );
         }
     }
