@@ -42,6 +42,7 @@ use crate::settings::Overflow;
 /// file_mode = 0o640                # or "0640"
 /// dir_mode = 0o750
 /// shutdown_timeout = "5 s"
+/// fsync_stall_timeout = "30 s"
 /// compress_after = 1
 /// rotate_on_startup = false
 /// flush_on_panic = false
@@ -99,6 +100,8 @@ pub struct FileSinkConfig {
     pub dir_mode: Option<u32>,
     /// [`Builder::shutdown_timeout`].
     pub shutdown_timeout: Option<Duration>,
+    /// [`Builder::fsync_stall_timeout`].
+    pub fsync_stall_timeout: Option<Duration>,
     /// [`Builder::compress_after`].
     pub compress_after: Option<usize>,
     /// [`Builder::rotate_on_startup`].
@@ -193,6 +196,7 @@ impl FileSinkConfig {
             file_mode,
             dir_mode,
             shutdown_timeout,
+            fsync_stall_timeout,
             compress_after,
             rotate_on_startup,
             flush_on_panic,
@@ -256,6 +260,9 @@ impl FileSinkConfig {
             "dir_mode" => self.dir_mode = Some(mode("dir_mode", &raw)?),
             "shutdown_timeout" => {
                 self.shutdown_timeout = Some(time("shutdown_timeout", &raw)?);
+            }
+            "fsync_stall_timeout" => {
+                self.fsync_stall_timeout = Some(time("fsync_stall_timeout", &raw)?);
             }
             "compress_after" => self.compress_after = Some(count("compress_after", &raw)?),
             "rotate_on_startup" => self.rotate_on_startup = Some(flag("rotate_on_startup", &raw)?),

@@ -145,7 +145,7 @@ impl Queue {
         capacity: usize,
         max_bytes: usize,
         overflow: Overflow,
-        stall_after: Duration,
+        (stall_after, fsync_stall_after): (Duration, Duration),
     ) -> (Queue, Receiver<Msg>) {
         // Half the byte budget in full chunks, as many chunks as events at most; the event
         // capacity spread over them gives the records per chunk.
@@ -181,7 +181,7 @@ impl Queue {
                 writer: OnceLock::new(),
                 sleeping: AtomicBool::new(false),
                 counters: Counters::default(),
-                health: Health::new(stall_after),
+                health: Health::new(stall_after, fsync_stall_after),
             },
             rx,
         )
@@ -452,7 +452,14 @@ mod tests {
             sink: SinkId::next(),
             options: Default::default(),
         };
-        Queue::new(fmt, 1024, 1 << 20, Overflow::Block, Duration::from_secs(2)).0
+        Queue::new(
+            fmt,
+            1024,
+            1 << 20,
+            Overflow::Block,
+            (Duration::from_secs(2), Duration::from_secs(30)),
+        )
+        .0
     }
 
     #[test]
