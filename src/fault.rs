@@ -106,6 +106,8 @@ struct Gate {
     fail_next_fsync: Option<i32>,
     /// Every write takes at least this long (a slow disk).
     write_delay: std::time::Duration,
+    /// Every fsync of a file takes at least this long (slow storage, working).
+    fsync_delay: std::time::Duration,
 }
 
 /// The fault-injecting file system. Clones share one state.
@@ -179,10 +181,21 @@ impl FaultFs {
         self.gate().write_delay = d;
     }
 
+    /// Every later fsync of a file takes at least `d`: slow storage, not a hung one.
+    pub(crate) fn slow_fsyncs(&self, d: std::time::Duration) {
+        self.gate().fsync_delay = d;
+    }
+
     /// Where every write and fsync passes first: blocks while its kind is held; a write
-    /// panics when told to, and waits out the slow disk's delay.
+    /// panics when told to; both wait out the slow disk's delay.
     fn gate_pass(&self, op: Held) {
         let mut g = self.gate();
+        if op == Held::Fsync && !g.fsync_delay.is_zero() {
+            let d = g.fsync_delay;
+            drop(g);
+            std::thread::sleep(d); // the slow disk itself, not synchronization
+            g = self.gate();
+        }
         if op == Held::Write && std::mem::take(&mut g.panic_next_write) {
             drop(g);
             panic!("fault injection: panic in write");
@@ -1397,6 +1410,30 @@ mod outage_tests {
         guard.shutdown(Duration::from_secs(30)).expect("shutdown");
         let names = crate::fault::tests_support::names(&dir);
         assert!(!names.iter().any(|n| n.ends_with(".pending")), "{names:?}");
+    }
+
+    /// Slow storage that works: every fsync takes far longer than the stall timeout (which
+    /// is for writes, opens, renames), but less than the fsync stall timeout. With
+    /// `Fsync::Always` the writer fsyncs after every batch; `Block` callers wait for it
+    /// rather than shed events.
+    #[test]
+    fn a_slow_fsync_is_not_a_stall() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink_with(&dir, &fs, |b| {
+            b.fsync(crate::Fsync::Always)
+                .stall_timeout(Duration::from_millis(10))
+        });
+        fs.slow_fsyncs(Duration::from_millis(60));
+        let logged = hammer(&dispatch, 200);
+        guard.flush().expect("flush");
+        let stats = guard.stats();
+        assert_eq!(stats.events_shed, 0, "{stats:?}");
+        assert_eq!(stats.events_dropped, 0, "{stats:?}");
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+        let (events, _, _) = read_back(&dir);
+        assert_eq!(events, logged);
     }
 }
 
