@@ -281,7 +281,8 @@ impl Builder {
     /// adds at most one chunk (64 KiB by default) plus one record. The writer holds at most
     /// `max(queue_bytes, 256 KiB)` again while it cannot write. Chunk buffers are reused, not
     /// freed: after a burst that filled the channel, about half of `queue_bytes` stays
-    /// allocated for the next one.
+    /// allocated for the next one. After an outage (a full disk), once the backlog is written,
+    /// the writer's buffer and the free chunks are given back.
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self

@@ -364,6 +364,15 @@ impl Queue {
         })
     }
 
+    /// Frees spare chunks beyond `keep` (the writer, once a backlog is written).
+    pub(crate) fn trim_spares(&self, keep: usize) {
+        while self.free_rx.len() > keep {
+            if self.free_rx.try_recv().is_err() {
+                break;
+            }
+        }
+    }
+
     /// Gives an emptied chunk back for reuse (a huge one is freed instead).
     pub(crate) fn recycle(&self, mut chunk: Chunk) {
         let cap = chunk.data.capacity();
