@@ -46,6 +46,7 @@ impl FileSink {
             dir_mode: None,
             shutdown_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(2),
+            fsync_stall_timeout: Duration::from_secs(30),
             rotation: Rotation::never(),
             rotate_on_startup: false,
             compression: Compression::none(),
@@ -80,6 +81,7 @@ impl FileSink {
 /// | [`dir_mode`](Builder::dir_mode) | `0o700`, plus read and search for whoever `file_mode` lets read (only when the sink creates the directory) |
 /// | [`shutdown_timeout`](Builder::shutdown_timeout) | 5 s |
 /// | [`stall_timeout`](Builder::stall_timeout) | 2 s |
+/// | [`fsync_stall_timeout`](Builder::fsync_stall_timeout) | 30 s |
 /// | [`rotation`](Builder::rotation) | [`Rotation::never()`] |
 /// | [`rotate_on_startup`](Builder::rotate_on_startup) | `false` |
 /// | [`compression`](Builder::compression) | [`Compression::none()`] |
@@ -128,6 +130,7 @@ pub struct Builder {
     dir_mode: Option<u32>,
     shutdown_timeout: Duration,
     stall_timeout: Duration,
+    fsync_stall_timeout: Duration,
     rotation: Rotation,
     rotate_on_startup: bool,
     compression: Compression,
@@ -310,7 +313,8 @@ impl Builder {
     /// adds at most one chunk (64 KiB by default) plus one record. The writer holds at most
     /// `max(queue_bytes, 256 KiB)` again while it cannot write. Chunk buffers are reused, not
     /// freed: after a burst that filled the channel, about half of `queue_bytes` stays
-    /// allocated for the next one.
+    /// allocated for the next one. After an outage (a full disk), once the backlog is written,
+    /// the writer's buffer and the free chunks are given back.
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self
@@ -358,9 +362,22 @@ impl Builder {
     /// before the writer counts as stalled (a hung network file system, a paused FUSE
     /// daemon): from then on [`Overflow::Block`] callers finding the queue full shed their
     /// events instead of waiting, and `flush`/`sync` return an error instead of waiting for
-    /// the shutdown timeout. Default: 2 s.
+    /// the shutdown timeout. Default: 2 s. An fsync has its own threshold,
+    /// [`fsync_stall_timeout`](Self::fsync_stall_timeout).
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = timeout;
+        self
+    }
+
+    /// How long one fsync (of the writer, or of the thread that finishes rotated segments)
+    /// may be outstanding before the sink counts as stalled, as
+    /// [`stall_timeout`](Self::stall_timeout) does for every other call. An fsync writes out
+    /// everything the kernel holds for the file and on slow or busy storage takes seconds
+    /// while the disk is working, so with [`Fsync::Always`] or frequent `sync()` calls a
+    /// threshold as short as a write's would make `Block` callers shed events while the disk
+    /// is alive. Default: 30 s.
+    pub fn fsync_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.fsync_stall_timeout = timeout;
         self
     }
 
@@ -580,6 +597,7 @@ impl Builder {
             queue_bytes: self.queue_bytes,
             shutdown_timeout: self.shutdown_timeout,
             stall_timeout: self.stall_timeout,
+            fsync_stall_timeout: self.fsync_stall_timeout,
             rotation: self.rotation,
             rotate_on_startup: self.rotate_on_startup,
             compression: self.compression,

@@ -31,6 +31,7 @@ pub(crate) struct Config {
     pub(crate) queue_bytes: usize,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) stall_timeout: Duration,
+    pub(crate) fsync_stall_timeout: Duration,
     pub(crate) rotation: Rotation,
     pub(crate) rotate_on_startup: bool,
     pub(crate) compression: Compression,

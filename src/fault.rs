@@ -106,6 +106,8 @@ struct Gate {
     fail_next_fsync: Option<i32>,
     /// Every write takes at least this long (a slow disk).
     write_delay: std::time::Duration,
+    /// Every fsync of a file takes at least this long (slow storage, working).
+    fsync_delay: std::time::Duration,
 }
 
 /// The fault-injecting file system. Clones share one state.
@@ -179,10 +181,21 @@ impl FaultFs {
         self.gate().write_delay = d;
     }
 
+    /// Every later fsync of a file takes at least `d`: slow storage, not a hung one.
+    pub(crate) fn slow_fsyncs(&self, d: std::time::Duration) {
+        self.gate().fsync_delay = d;
+    }
+
     /// Where every write and fsync passes first: blocks while its kind is held; a write
-    /// panics when told to, and waits out the slow disk's delay.
+    /// panics when told to; both wait out the slow disk's delay.
     fn gate_pass(&self, op: Held) {
         let mut g = self.gate();
+        if op == Held::Fsync && !g.fsync_delay.is_zero() {
+            let d = g.fsync_delay;
+            drop(g);
+            std::thread::sleep(d); // the slow disk itself, not synchronization
+            g = self.gate();
+        }
         if op == Held::Write && std::mem::take(&mut g.panic_next_write) {
             drop(g);
             panic!("fault injection: panic in write");
@@ -999,17 +1012,24 @@ mod outage_tests {
     const THREADS: u64 = 3;
 
     fn sink(dir: &Path, fs: &FaultFs) -> (tracing::Dispatch, FileSinkGuard) {
+        sink_with(dir, fs, |b| b)
+    }
+
+    fn sink_with(
+        dir: &Path,
+        fs: &FaultFs,
+        more: impl FnOnce(crate::Builder) -> crate::Builder,
+    ) -> (tracing::Dispatch, FileSinkGuard) {
         use tracing_subscriber::prelude::*;
         // The default policy (Overflow::Block) and stall timeout; a small queue so that a few
         // thousand events overflow it. Records of 1 KiB count against the byte budget (8 KiB
         // for large records), so callers also wait for byte room, not only for a channel slot.
-        let (layer, guard) = FileSink::builder(dir, STEM)
+        let b = FileSink::builder(dir, STEM)
             .queue_capacity(64)
             .queue_bytes(16 << 10)
             .flush_on_panic(true)
-            .with_fs(Arc::new(fs.clone()))
-            .build()
-            .expect("build");
+            .with_fs(Arc::new(fs.clone()));
+        let (layer, guard) = more(b).build().expect("build");
         (
             tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
             guard,
@@ -1280,6 +1300,140 @@ mod outage_tests {
             .map(|n| n.seq)
             .collect();
         assert_eq!(finals, vec![2], "{names:?}");
+    }
+
+    /// The stalled error (not the shutdown timeout's "waiting for the writer").
+    fn is_stall(e: &crate::Error) -> bool {
+        e.kind() == ErrorKind::TimedOut && e.to_string().contains("stuck in a system call")
+    }
+
+    /// logrotate's `create` mode moves the file away, then the sink reopens by name; the
+    /// fsync of the moved file hangs. That counts as a stall like any fsync of the writer:
+    /// `flush` returns the stall instead of waiting, and `Block` callers shed instead of
+    /// waiting without bound.
+    #[test]
+    fn a_reopen_whose_fsync_hangs_is_a_stall() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink_with(&dir, &fs, |b| {
+            b.fsync_stall_timeout(Duration::from_millis(100))
+        });
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
+        guard.flush().expect("flush");
+        std::fs::rename(dir.join("app.log"), dir.join("app.log.1")).expect("move away");
+        fs.hold(Held::Fsync);
+        let err = guard.reopen().expect_err("reopen while its fsync hangs");
+        assert!(is_stall(&err), "{err}");
+        assert_eq!(fs.waiting(Held::Fsync), 1, "the reopen's fsync");
+        let err = guard.flush().expect_err("flush while the fsync hangs");
+        assert!(is_stall(&err), "{err}");
+        let logged = hammer(&dispatch, 500);
+        let during = guard.stats();
+        assert!(during.events_shed > 0, "{during:?}");
+        fs.release(Held::Fsync);
+        assert!(poll(|| guard.flush().is_ok()), "{:?}", guard.stats());
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+        let stats = guard.stats();
+        let (events, reported, messages) = read_back(&dir);
+        assert_eq!(
+            events + reported,
+            logged,
+            "every event written or reported as shed: {stats:?} {messages:?}"
+        );
+    }
+
+    /// The fsync of the file moved away fails: the reopen returns the error, it is counted,
+    /// and a record in the new file says the old one is not known to be durable.
+    #[test]
+    fn a_reopen_whose_fsync_fails_reports_it() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink(&dir, &fs);
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
+        guard.flush().expect("flush");
+        std::fs::rename(dir.join("app.log"), dir.join("app.log.1")).expect("move away");
+        fs.fail_next_fsync(crate::sys::errno::IO);
+        let err = guard.reopen().expect_err("reopen reports the failed fsync");
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+        let stats = guard.stats();
+        assert_eq!(stats.write_errors, 1, "{stats:?}");
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("after"));
+        // The error is kept for the next flush, like every error of the writer.
+        let _ = guard.flush();
+        guard.flush().expect("flush");
+        let (_, _, messages) = read_back(&dir);
+        assert!(
+            messages.iter().any(|m| m.starts_with("fsync failed")),
+            "{messages:?}"
+        );
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+    }
+
+    /// The finisher's fsync of a rotated segment hangs. Its work in flight is bounded (the
+    /// writer waits instead of sealing segment after segment, each holding a descriptor),
+    /// and it counts as a stall: a flush waiting for it returns, `Block` callers shed.
+    #[test]
+    fn a_finisher_stuck_in_fsync_is_a_stall() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink_with(&dir, &fs, |b| {
+            b.rotation(crate::Rotation::size(16 << 10))
+                .fsync_stall_timeout(Duration::from_millis(100))
+        });
+        tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
+        guard.flush().expect("flush");
+        fs.hold(Held::Fsync);
+        let err = guard.rotate().expect_err("rotate while the finisher hangs");
+        assert!(is_stall(&err), "{err}");
+        assert_eq!(fs.waiting(Held::Fsync), 1, "the finisher's fsync");
+        // About 6 MiB: hundreds of rotations if the writer did not wait.
+        hammer(&dispatch, 2_000);
+        let during = guard.stats();
+        let pending = crate::fault::tests_support::names(&dir)
+            .iter()
+            .filter(|n| n.ends_with(".pending"))
+            .count();
+        // One being fsynced, the jobs waiting, one the writer is handing over.
+        let bound = crate::segment::finish::JOBS_IN_FLIGHT + 2;
+        assert!(
+            pending <= bound,
+            "{pending} sealed segments waiting for a stuck finisher (at most {bound}): {during:?}"
+        );
+        assert!(during.events_shed > 0, "{during:?}");
+        let err = guard.flush().expect_err("flush while the finisher hangs");
+        assert!(is_stall(&err), "{err}");
+        fs.release(Held::Fsync);
+        assert!(poll(|| guard.flush().is_ok()), "{:?}", guard.stats());
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+        let names = crate::fault::tests_support::names(&dir);
+        assert!(!names.iter().any(|n| n.ends_with(".pending")), "{names:?}");
+    }
+
+    /// Slow storage that works: every fsync takes far longer than the stall timeout (which
+    /// is for writes, opens, renames), but less than the fsync stall timeout. With
+    /// `Fsync::Always` the writer fsyncs after every batch; `Block` callers wait for it
+    /// rather than shed events.
+    #[test]
+    fn a_slow_fsync_is_not_a_stall() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dispatch, guard) = sink_with(&dir, &fs, |b| {
+            b.fsync(crate::Fsync::Always)
+                .stall_timeout(Duration::from_millis(10))
+        });
+        fs.slow_fsyncs(Duration::from_millis(60));
+        let logged = hammer(&dispatch, 200);
+        guard.flush().expect("flush");
+        let stats = guard.stats();
+        assert_eq!(stats.events_shed, 0, "{stats:?}");
+        assert_eq!(stats.events_dropped, 0, "{stats:?}");
+        guard.shutdown(Duration::from_secs(30)).expect("shutdown");
+        let (events, _, _) = read_back(&dir);
+        assert_eq!(events, logged);
     }
 }
 

@@ -53,6 +53,7 @@ use crate::settings::{Backtrace, RateLimit, Shedding};
 /// dir_mode = 0o750                 # default: from file_mode (0o640 -> 0o750)
 /// shutdown_timeout = "5 s"
 /// stall_timeout = "2 s"
+/// fsync_stall_timeout = "30 s"
 /// compress_after = 1
 /// rotate_on_startup = false
 /// flush_on_panic = false
@@ -118,6 +119,8 @@ pub struct FileSinkConfig {
     pub shutdown_timeout: Option<Duration>,
     /// [`Builder::stall_timeout`].
     pub stall_timeout: Option<Duration>,
+    /// [`Builder::fsync_stall_timeout`].
+    pub fsync_stall_timeout: Option<Duration>,
     /// [`Builder::compress_after`].
     pub compress_after: Option<usize>,
     /// [`Builder::rotate_on_startup`].
@@ -235,6 +238,7 @@ impl FileSinkConfig {
             dir_mode,
             shutdown_timeout,
             stall_timeout,
+            fsync_stall_timeout,
             compress_after,
             rotate_on_startup,
             flush_on_panic,
@@ -320,6 +324,9 @@ impl FileSinkConfig {
                 self.shutdown_timeout = Some(time("shutdown_timeout", &raw)?);
             }
             "stall_timeout" => self.stall_timeout = Some(time("stall_timeout", &raw)?),
+            "fsync_stall_timeout" => {
+                self.fsync_stall_timeout = Some(time("fsync_stall_timeout", &raw)?);
+            }
             "compress_after" => self.compress_after = Some(count("compress_after", &raw)?),
             "rotate_on_startup" => self.rotate_on_startup = Some(flag("rotate_on_startup", &raw)?),
             "flush_on_panic" => self.flush_on_panic = Some(flag("flush_on_panic", &raw)?),

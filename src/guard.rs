@@ -88,7 +88,7 @@ pub(crate) fn start(cfg: Arc<Config>) -> Result<(Arc<Queue>, FileSinkGuard), Err
         cfg.queue_capacity,
         cfg.queue_bytes,
         cfg.overflow,
-        cfg.stall_timeout,
+        (cfg.stall_timeout, cfg.fsync_stall_timeout),
     );
     queue.limits = cfg
         .rate_limit

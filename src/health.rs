@@ -4,14 +4,18 @@
 //!   waits for room.
 //! - **Failing**: the writer holds data it cannot write or cannot open its file (a full disk,
 //!   an I/O error, a symlink planted at the active path); it retries with a jittered backoff.
-//! - **Stalled**: one system call of the writer (write, fsync, open, rename) has been
+//! - **Stalled**: one system call of the writer (write, open, rename, close) has been
 //!   outstanding longer than the stall timeout (a hung network file system, a paused FUSE
-//!   daemon).
+//!   daemon), or an fsync of the writer or of the finisher longer than the fsync stall
+//!   timeout (an fsync on slow storage legitimately takes seconds; a write does not).
 //! - **Gone**: the writer thread has exited or panicked.
 //!
 //! The writer publishes only two things: its state (healthy, failing, gone) and when its
-//! current system call started. Waiters derive "stalled" from the second, so a writer stuck in
-//! the kernel needs no help to be recognized as stuck.
+//! current system call started (and whether it is an fsync); the finisher publishes the
+//! second too. Waiters derive "stalled" from them, so a thread stuck in the kernel needs no
+//! help to be recognized as stuck. A finisher stuck in an fsync counts: the writer waits for
+//! it once the finisher's work in flight is at its bound, and every flush after a rotation
+//! waits for it.
 //!
 //! Outages are numbered by the writer's progress: `progress` counts completed writes, so a
 //! caller can tell "the same outage I already waited for" from "a new one" without a lock.
@@ -78,12 +82,27 @@ const HEALTHY: u8 = 0;
 const FAILING: u8 = 1;
 const GONE: u8 = 2;
 
+/// What kind of system call a thread is in: an fsync has its own stall threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    Other = 0,
+    Fsync = 1,
+}
+
+/// The sink's threads whose system calls are watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    Writer = 0,
+    Finisher = 1,
+}
+
 #[derive(Debug)]
 pub(crate) struct Health {
     state: AtomicU8,
-    /// Nanoseconds since `epoch` (plus one) when the writer's current system call started;
-    /// zero when none is outstanding.
-    call_started: AtomicU64,
+    /// Per thread (`Who`): nanoseconds since `epoch` (plus one) when its current system call
+    /// started, shifted left by one, the low bit set for an fsync; zero when none is
+    /// outstanding.
+    call_started: [AtomicU64; 2],
     /// Completed writes: changes whenever the writer makes progress.
     progress: AtomicU64,
     /// `progress + 1` of the outage whose one waiting slice has been spent: callers finding
@@ -91,17 +110,19 @@ pub(crate) struct Health {
     shedding: AtomicU64,
     epoch: Instant,
     stall_after: Duration,
+    fsync_stall_after: Duration,
 }
 
 impl Health {
-    pub(crate) fn new(stall_after: Duration) -> Health {
+    pub(crate) fn new(stall_after: Duration, fsync_stall_after: Duration) -> Health {
         Health {
             state: AtomicU8::new(HEALTHY),
-            call_started: AtomicU64::new(0),
+            call_started: [AtomicU64::new(0), AtomicU64::new(0)],
             progress: AtomicU64::new(0),
             shedding: AtomicU64::new(0),
             epoch: Instant::now(),
             stall_after,
+            fsync_stall_after,
         }
     }
 
@@ -124,18 +145,33 @@ impl Health {
     }
 
     fn stalled(&self) -> bool {
-        let started = self.call_started.load(Ordering::Acquire);
-        started != 0
-            && self.nanos(Instant::now()).saturating_sub(started - 1)
-                >= u64::try_from(self.stall_after.as_nanos()).unwrap_or(u64::MAX)
+        let now = self.nanos(Instant::now());
+        self.call_started.iter().any(|c| {
+            let v = c.load(Ordering::Acquire);
+            if v == 0 {
+                return false;
+            }
+            let limit = if v & 1 == 1 {
+                self.fsync_stall_after
+            } else {
+                self.stall_after
+            };
+            now.saturating_sub((v >> 1) - 1) >= u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)
+        })
     }
 
-    /// The writer is about to make a system call that may block.
+    /// The writer is about to make a system call that may block (not an fsync).
     #[inline]
     pub(crate) fn call_begins(&self) -> Instant {
+        self.begins(Who::Writer, Call::Other)
+    }
+
+    /// `who` is about to make a system call of kind `call` that may block.
+    #[inline]
+    pub(crate) fn begins(&self, who: Who, call: Call) -> Instant {
         let now = Instant::now();
-        self.call_started
-            .store(self.nanos(now).saturating_add(1), Ordering::Release);
+        let v = (self.nanos(now).saturating_add(1).min(u64::MAX >> 1) << 1) | call as u64;
+        self.call_started[who as usize].store(v, Ordering::Release);
         now
     }
 
@@ -147,7 +183,13 @@ impl Health {
     /// The writer's system call returned.
     #[inline]
     pub(crate) fn call_ends(&self) {
-        self.call_started.store(0, Ordering::Release);
+        self.ends(Who::Writer);
+    }
+
+    /// `who`'s system call returned.
+    #[inline]
+    pub(crate) fn ends(&self, who: Who) {
+        self.call_started[who as usize].store(0, Ordering::Release);
     }
 
     /// The writer wrote something: callers may wait for room again.
@@ -171,7 +213,7 @@ impl Health {
 
     pub(crate) fn set_gone(&self) {
         self.state.store(GONE, Ordering::Release);
-        self.call_started.store(0, Ordering::Release);
+        self.call_started[Who::Writer as usize].store(0, Ordering::Release);
     }
 
     /// The outage a caller is looking at: the writer's progress so far.
@@ -198,20 +240,36 @@ mod tests {
 
     #[test]
     fn a_call_outstanding_past_the_threshold_is_a_stall() {
-        let h = Health::new(Duration::ZERO);
+        let h = Health::new(Duration::ZERO, Duration::ZERO);
         assert_eq!(h.state(), State::Healthy);
         h.call_begins();
         assert_eq!(h.state(), State::Stalled);
         h.call_ends();
         assert_eq!(h.state(), State::Healthy);
-        let patient = Health::new(Duration::from_secs(3600));
+        let patient = Health::new(Duration::from_secs(3600), Duration::from_secs(3600));
         patient.call_begins();
         assert_eq!(patient.state(), State::Healthy);
     }
 
     #[test]
+    fn an_fsync_has_its_own_threshold_and_the_finisher_counts() {
+        // Writes stall at once, fsyncs only after an hour.
+        let h = Health::new(Duration::ZERO, Duration::from_secs(3600));
+        h.begins(Who::Writer, Call::Fsync);
+        assert_eq!(h.state(), State::Healthy, "a slow fsync is not a stall");
+        h.call_ends();
+        h.begins(Who::Finisher, Call::Other);
+        assert_eq!(h.state(), State::Stalled, "a stuck finisher is a stall");
+        h.ends(Who::Finisher);
+        assert_eq!(h.state(), State::Healthy);
+        let quick = Health::new(Duration::from_secs(3600), Duration::ZERO);
+        quick.begins(Who::Finisher, Call::Fsync);
+        assert_eq!(quick.state(), State::Stalled);
+    }
+
+    #[test]
     fn gone_is_final_and_shedding_ends_with_progress() {
-        let h = Health::new(Duration::MAX);
+        let h = Health::new(Duration::MAX, Duration::MAX);
         h.set_failing();
         assert_eq!(h.state(), State::Failing);
         let outage = h.outage();

@@ -58,7 +58,12 @@ impl Maintenance {
                 crate::sys::lower_thread_priority();
                 crate::health::mark_sink_thread();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(&cfg, &queue, &rx, &barrier_rx, &s)
+                    run(&cfg, &queue, &rx, &barrier_rx, &s);
+                    // Stopping: retention once more, so the bound holds when the sink has
+                    // stopped even if compression was left for the next start (deleting is
+                    // cheap; the segments sealed last were finished meanwhile). Still under
+                    // the directory's lock.
+                    retain_pass(&cfg, &queue, &AtomicBool::new(false));
                 }));
                 if ran.is_err() {
                     // Compression and retention stop; the writer goes on writing.
@@ -90,7 +95,7 @@ impl Maintenance {
     }
 
     /// Stops after the current step (an unfinished compression is abandoned, its temp file
-    /// removed) and joins, waiting at most until `deadline`.
+    /// removed), applies retention once more, and joins, waiting at most until `deadline`.
     pub(crate) fn stop(self, deadline: Instant) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.tx.try_send(());

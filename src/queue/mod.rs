@@ -206,7 +206,7 @@ impl Queue {
         capacity: usize,
         max_bytes: usize,
         overflow: Overflow,
-        stall_after: Duration,
+        (stall_after, fsync_stall_after): (Duration, Duration),
     ) -> (Queue, Receiver<Msg>) {
         // Half the byte budget in full chunks, as many chunks as events at most; the event
         // capacity spread over them gives the records per chunk.
@@ -243,7 +243,7 @@ impl Queue {
                 writer: OnceLock::new(),
                 sleeping: AtomicBool::new(false),
                 counters: Counters::default(),
-                health: Health::new(stall_after),
+                health: Health::new(stall_after, fsync_stall_after),
                 limits: None,
             },
             rx,
@@ -455,6 +455,15 @@ impl Queue {
         })
     }
 
+    /// Frees spare chunks beyond `keep` (the writer, once a backlog is written).
+    pub(crate) fn trim_spares(&self, keep: usize) {
+        while self.free_rx.len() > keep {
+            if self.free_rx.try_recv().is_err() {
+                break;
+            }
+        }
+    }
+
     /// Gives an emptied chunk back for reuse (a huge one is freed instead).
     pub(crate) fn recycle(&self, mut chunk: Chunk) {
         let cap = chunk.data.capacity();
@@ -543,7 +552,14 @@ mod tests {
             sink: SinkId::next(),
             options: Default::default(),
         };
-        Queue::new(fmt, 1024, 1 << 20, Overflow::Block, Duration::from_secs(2)).0
+        Queue::new(
+            fmt,
+            1024,
+            1 << 20,
+            Overflow::Block,
+            (Duration::from_secs(2), Duration::from_secs(30)),
+        )
+        .0
     }
 
     #[test]

@@ -160,7 +160,9 @@ impl Queue {
     pub(crate) fn unhealthy_error(&self) -> Error {
         match self.health.state() {
             State::Gone => Error::shut_down(),
-            State::Stalled => Error::timed_out("the writer is stuck in a system call"),
+            State::Stalled => {
+                Error::timed_out("the writer or the finisher is stuck in a system call")
+            }
             _ => self
                 .counters
                 .peek_error()

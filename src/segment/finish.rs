@@ -9,6 +9,13 @@
 //! segment whose fsync failed (here or on the writer) is never retried as if safe: it is
 //! renamed to its *unsynced* name (`<segment>.log.unsynced`) instead, and the writer reports
 //! it in the log.
+//!
+//! A finisher stuck in the kernel (an fsync on a hung disk) must not hide the problem: its
+//! work in flight is bounded ([`JOBS_IN_FLIGHT`] jobs, each sealed segment holding one open
+//! descriptor), so the writer waits for it at the next rotation instead of sealing segment
+//! after segment, and its system calls are watched like the writer's (`health::Who::Finisher`):
+//! one outstanding past the stall timeout (the fsync stall timeout for an fsync) makes the
+//! sink stalled, so `Block` callers shed and a flush waiting for the finisher returns.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +28,12 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::config::Config;
 use crate::error::Error;
 use crate::fs::FileHandle;
+use crate::health::{Call, Health, Who};
 use crate::queue::{Ack, Queue};
+
+/// Jobs waiting for the finisher besides the one it is working on: with more, the writer
+/// waits to hand over the next one.
+pub(crate) const JOBS_IN_FLIGHT: usize = 2;
 
 pub(crate) enum Job {
     /// Finish one sealed segment: fsync it when `sync`. `unsynced` when an fsync of this file
@@ -56,7 +68,7 @@ impl Finisher {
         notify: Option<Sender<()>>,
         lock: Arc<std::fs::File>,
     ) -> Result<Finisher, Error> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::bounded(JOBS_IN_FLIGHT);
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let dir = cfg.dir.clone();
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -90,6 +102,8 @@ impl Finisher {
         self.in_flight.load(Ordering::SeqCst) > 0
     }
 
+    /// Hands a job over; waits while [`JOBS_IN_FLIGHT`] are waiting already (the finisher's
+    /// own stall, if it is stuck, is what the sink's health shows meanwhile).
     pub(crate) fn send(&self, job: Job) {
         if matches!(job, Job::Seal { .. }) {
             self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -142,24 +156,33 @@ fn run(
                 sync,
                 unsynced,
             } => {
-                finish(cfg, c, pending, fin, file, (sync, unsynced), notify);
+                finish(cfg, queue, pending, fin, file, (sync, unsynced), notify);
                 in_flight.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
 }
 
+/// One system call of the finisher, watched for a stall.
+fn call<T>(health: &Health, kind: Call, f: impl FnOnce() -> T) -> T {
+    health.begins(Who::Finisher, kind);
+    let res = f();
+    health.ends(Who::Finisher);
+    res
+}
+
 fn finish(
     cfg: &Config,
-    c: &crate::stats::Counters,
+    queue: &Queue,
     pending: PathBuf,
     fin: PathBuf,
     mut file: Box<dyn FileHandle>,
     (sync, mut unsynced): (bool, bool),
     notify: Option<&Sender<()>>,
 ) {
+    let (c, health) = (&queue.counters, &queue.health);
     if sync && !unsynced {
-        let res = file.sync();
+        let res = call(health, Call::Fsync, || file.sync());
         c.fsyncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = res {
             // Never retried as if safe.
@@ -168,10 +191,12 @@ fn finish(
             unsynced = true;
         }
     }
-    drop(file);
+    call(health, Call::Other, || drop(file));
     if unsynced {
         let target = crate::segment::name::unsynced(&fin);
-        match cfg.fs.rename_noreplace(&pending, &target) {
+        match call(health, Call::Other, || {
+            cfg.fs.rename_noreplace(&pending, &target)
+        }) {
             Ok(()) => {
                 c.segments_unsynced.fetch_add(1, Ordering::Relaxed);
             }
@@ -182,14 +207,16 @@ fn finish(
         }
         return;
     }
-    if let Err(e) = cfg.fs.rename_noreplace(&pending, &fin) {
+    if let Err(e) = call(health, Call::Other, || {
+        cfg.fs.rename_noreplace(&pending, &fin)
+    }) {
         // Left pending; the next start finishes it.
         c.write_errors.fetch_add(1, Ordering::Relaxed);
         c.error(Error::io("rename sealed segment", &fin, e));
         return;
     }
     c.rotations.fetch_add(1, Ordering::Relaxed);
-    let res = cfg.fs.sync_dir(&cfg.dir);
+    let res = call(health, Call::Fsync, || cfg.fs.sync_dir(&cfg.dir));
     c.fsyncs.fetch_add(1, Ordering::Relaxed);
     if let Err(e) = res {
         c.write_errors.fetch_add(1, Ordering::Relaxed);

@@ -99,6 +99,8 @@ impl Writer {
                 Err(e) => Err(e),
             }
         };
+        // A flush answered after a backlog finds its memory given back.
+        self.give_back_memory();
         let _ = ack.send(res);
     }
 

@@ -9,6 +9,7 @@ use tracing::Level;
 
 use super::{Writer, IDENTITY_CHECK_EVERY};
 use crate::error::Error;
+use crate::health::{Call, Who};
 use crate::segment;
 use crate::segment::finish::Job;
 use crate::settings::Fsync;
@@ -103,13 +104,48 @@ impl Writer {
                 .peek_error()
                 .unwrap_or_else(|| Error::timed_out("writing before reopen")));
         }
-        if let Some(mut old) = self.active.take() {
-            if self.dirty {
-                let _ = old.file.sync();
-                self.dirty = false;
+        let synced = match self.active.take() {
+            Some(old) => self.close_moved_away(old),
+            None => Ok(()),
+        };
+        let opened = self.open_fresh();
+        synced.and(opened)
+    }
+
+    /// Closes the file that was `<stem>.log` before an external rotation, fsyncing it first
+    /// if it was written since its last fsync. A failed fsync is handled as at rotation: never
+    /// retried as if the data were then safe, counted, kept for the next flush and reported
+    /// in the log; the file keeps the name it was given, which is not the sink's to change.
+    fn close_moved_away(&mut self, mut old: segment::Active) -> Result<(), Error> {
+        let mut res = Ok(());
+        if std::mem::take(&mut self.dirty) {
+            self.health().begins(Who::Writer, Call::Fsync);
+            let synced = old.file.sync();
+            self.health().call_ends();
+            self.counters().fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = synced {
+                let err = Error::io("fsync", &self.cfg.active_path, e);
+                self.counters().write_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters().error(err.clone());
+                self.note(
+                    Level::ERROR,
+                    "fsync failed: the file moved away before the reopen is not known to be \
+                     durable",
+                    &[],
+                );
+                res = Err(err);
             }
         }
-        self.open_fresh()
+        self.close(old);
+        res
+    }
+
+    /// Closes a file the writer no longer writes (close(2) can block on a network file
+    /// system like any other call).
+    pub(super) fn close(&self, file: segment::Active) {
+        self.health().call_begins();
+        drop(file);
+        self.health().call_ends();
     }
 
     /// Opens `<stem>.log`, creating the directory if it is gone. A failure (a symlink planted
@@ -128,12 +164,19 @@ impl Writer {
         // A directory deleted and recreated has no lock file: take the lock in it again, so
         // that no other sink starts writing beside this one.
         let lock_path = cfg.path(&segment::name::lock(&cfg.stem));
-        let opened = opened.and_then(|a| match cfg.fs.identity(&lock_path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.relock = Some(segment::lock::take(&cfg)?);
-                Ok(a)
+        let opened = opened.and_then(|a| {
+            self.health().call_begins();
+            let relocked = match cfg.fs.identity(&lock_path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    segment::lock::take(&cfg).map(Some)
+                }
+                _ => Ok(None),
+            };
+            self.health().call_ends();
+            if let Some(lock) = relocked? {
+                self.relock = Some(lock);
             }
-            _ => Ok(a),
+            Ok(a)
         });
         match opened {
             Ok((a, _, reported)) => {
@@ -188,7 +231,9 @@ impl Writer {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let lost = std::mem::take(&mut self.unverified);
                 // Nothing more goes into the unlinked file, not even the buffered batch.
-                self.active = None;
+                if let Some(old) = self.active.take() {
+                    self.close(old);
+                }
                 self.dirty = false;
                 if self.open_fresh().is_ok() && lost {
                     self.note(

@@ -80,6 +80,12 @@ impl Runs {
         self.records == 0
     }
 
+    /// Frees the lists grown to hold a backlog (call when empty).
+    pub(crate) fn shrink(&mut self) {
+        self.runs.shrink_to(64);
+        self.heap.shrink_to(64);
+    }
+
     pub(crate) fn records(&self) -> u64 {
         self.records
     }

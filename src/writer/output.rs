@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::Writer;
 use crate::error::Error;
+use crate::health::{Call, Who};
 use crate::settings::Fsync;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -217,7 +218,7 @@ impl Writer {
                 .unwrap_or_else(Error::shut_down));
         };
         if self.dirty {
-            self.queue.health.call_begins();
+            self.queue.health.begins(Who::Writer, Call::Fsync);
             let res = active.file.sync();
             self.queue.health.call_ends();
             // Counted once made: a count read after it never runs ahead of the system call.
@@ -233,7 +234,7 @@ impl Writer {
             self.dirty = false;
         }
         if self.dir_dirty {
-            self.health().call_begins();
+            self.health().begins(Who::Writer, Call::Fsync);
             let res = self.cfg.fs.sync_dir(&self.cfg.dir);
             self.health().call_ends();
             self.queue.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
