@@ -94,6 +94,9 @@ pub(crate) struct Writer {
     failure: Option<Failure>,
     /// When the current outage (failing writes or opens) began.
     outage_since: Option<Instant>,
+    /// A write failed since memory was last given back: the next time nothing is held, the
+    /// backlog of that outage is written and its memory goes back.
+    outage_memory: bool,
     /// Data written since the last fsync.
     dirty: bool,
     dir_dirty: bool,
@@ -176,6 +179,7 @@ impl Writer {
             buf_urgent: false,
             failure: None,
             outage_since: None,
+            outage_memory: false,
             // An adopted active file's data may never have been synced (the previous run may
             // have crashed): finishing it must fsync it.
             dirty: adopted,
@@ -275,9 +279,12 @@ impl Writer {
     /// queue's free list filled with the chunks of the backlog (about 100 MiB with the default
     /// `queue_bytes`). Once the backlog is written (nothing buffered, in hand or in the
     /// channel), that memory goes back: a service that lived through one outage does not keep
-    /// it for the rest of its life.
+    /// it for the rest of its life. Only after an outage: a writer that merely fell behind a
+    /// burst keeps its buffers for the next one (and callers keep logging without
+    /// allocating).
     pub(super) fn give_back_memory(&mut self) {
-        if self.buf.capacity() <= BUF_GROWN
+        if !self.outage_memory
+            || self.buf.capacity() <= BUF_GROWN
             || !self.buf.is_empty()
             || self.failure.is_some()
             || !self.runs.is_empty()
@@ -285,6 +292,7 @@ impl Writer {
         {
             return;
         }
+        self.outage_memory = false;
         self.buf = Vec::with_capacity(BUF_CAPACITY);
         self.runs.shrink();
         self.queue.trim_spares(SPARES_AFTER_OUTAGE);

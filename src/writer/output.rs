@@ -91,6 +91,7 @@ impl Writer {
             if health.was_stall(started) {
                 // A stalled write is an outage too: the shed report says how long it lasted.
                 self.outage_since.get_or_insert(started);
+                self.outage_memory = true;
             }
             match res {
                 Ok(0) => break Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
@@ -200,6 +201,7 @@ impl Writer {
         let jitter = Duration::from_nanos(nanos % (backoff.as_nanos() as u64 / 4 + 1));
         let now = Instant::now();
         self.outage_since.get_or_insert(now);
+        self.outage_memory = true;
         self.failure = Some(Failure {
             backoff,
             retry_at: now + backoff + jitter,
