@@ -93,8 +93,10 @@ pub struct Stats {
     pub last_error: Option<String>,
     /// When [`last_error`](Self::last_error) happened.
     pub last_error_at: Option<SystemTime>,
-    /// Of [`events_dropped`](Stats::events_dropped), those per level (records from
-    /// [`build_writer`](crate::Builder::build_writer)'s writer have no level and are left out).
+    /// Of [`events_dropped`](Stats::events_dropped), those per level. Left out, as they have
+    /// no level: records from [`build_writer`](crate::Builder::build_writer)'s writer, and
+    /// events the writer gives up when it stops (at shutdown on a full disk, after a panic),
+    /// which [`Error::events_lost`](crate::Error::events_lost) counts.
     pub dropped_by_level: LevelCounts,
     /// Of [`events_dropped`](Stats::events_dropped), those shed by level-aware shedding
     /// ([`Shedding`](crate::Shedding)).
