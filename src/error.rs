@@ -192,6 +192,21 @@ impl Error {
         )
     }
 
+    /// An error creating or opening `path`, a file of the sink in its directory `dir`: when
+    /// the directory refused to create it (the file is not there, and the refusal is a
+    /// permission or a read-only file system), the directory is what to fix and is named.
+    pub(crate) fn creating(op: &'static str, path: &Path, dir: &Path, err: io::Error) -> Error {
+        let denied = matches!(
+            err.kind(),
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+        );
+        if denied && std::fs::symlink_metadata(path).is_err() {
+            Error::dir_not_writable(dir, err)
+        } else {
+            Error::io(op, path, err)
+        }
+    }
+
     pub(crate) fn symlink(path: &Path) -> Error {
         Error::new(
             ErrorKind::Symlink,

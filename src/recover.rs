@@ -143,7 +143,7 @@ pub(crate) fn recover(cfg: &Config) -> Result<Recovered, Error> {
     if scan.active.is_some() {
         let mut file = fs
             .open_append(&cfg.active_path, cfg.file_mode)
-            .map_err(|e| Error::io("open active file", &cfg.active_path, e))?;
+            .map_err(|e| Error::creating("open active file", &cfg.active_path, &cfg.dir, e))?;
         head = read_head(&*file);
         let torn = torn_bytes(&*file).map_err(|e| Error::io("read", &cfg.active_path, e))?;
         if torn > 0 {

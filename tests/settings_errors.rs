@@ -283,14 +283,45 @@ const UNWRITABLE_DIR: &str = "FILESINK_TEST_UNWRITABLE_DIR";
 #[test]
 #[ignore = "needs root (runs a child process as another user)"]
 fn an_unwritable_directory_is_named() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("logs");
+    let dir = unwritable_dir(tmp.path());
+    expect_dir_named(&dir);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+/// The same when the lock file is there already (left by an earlier run, writable): the
+/// active file is the first file the sink creates, and the directory is still what is named.
+#[cfg(unix)]
+#[test]
+#[ignore = "needs root (runs a child process as another user)"]
+fn an_unwritable_directory_with_a_lock_file_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = unwritable_dir(tmp.path());
+    let lock = dir.join("app.log.lock");
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    expect_dir_named(&dir);
+    assert!(!dir.join("app.log").exists());
+}
+
+/// `<tmp>/logs`, owned by root, 0755: `nobody` may read it but create nothing in it.
+#[cfg(unix)]
+fn unwritable_dir(tmp: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp.join("logs");
     std::fs::create_dir(&dir).unwrap();
-    for d in [tmp.path(), &dir] {
+    for d in [tmp, &dir] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    dir
+}
+
+/// Builds a sink on `dir` as `nobody` (a child process) and checks its error names the
+/// directory, not a file in it.
+#[cfg(unix)]
+fn expect_dir_named(dir: &std::path::Path) {
+    use std::os::unix::process::CommandExt;
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -299,7 +330,7 @@ fn an_unwritable_directory_is_named() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(UNWRITABLE_DIR, &dir)
+        .env(UNWRITABLE_DIR, dir)
         .uid(65_534)
         .gid(65_534)
         .output()
@@ -320,8 +351,10 @@ fn an_unwritable_directory_is_named() {
     );
     assert!(line.starts_with(&want), "{line}");
     assert!(line.contains("log directory"), "{line}");
-    assert!(!line.contains("lock"), "{line}");
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    assert!(
+        !line.contains("lock") && !line.contains("app.log"),
+        "{line}"
+    );
 }
 
 /// Not a test of its own: the body of the child of `an_unwritable_directory_is_named`.

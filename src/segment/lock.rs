@@ -22,19 +22,9 @@ pub(crate) fn take(cfg: &Config) -> Result<File, Error> {
         &path,
         cfg.file_mode,
     )
-    .map_err(|e| {
-        // The first file the sink creates: refused for a lock file that does not exist yet,
-        // the directory is what to fix.
-        let denied = matches!(
-            e.kind(),
-            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-        );
-        if denied && std::fs::symlink_metadata(&path).is_err() {
-            Error::dir_not_writable(&cfg.dir, e)
-        } else {
-            Error::io("open lock file", &path, e)
-        }
-    })?;
+    // The first file the sink creates: when the directory refuses it, the directory is
+    // named.
+    .map_err(|e| Error::creating("open lock file", &path, &cfg.dir, e))?;
     // A process forking in another thread holds a copy of a just-closed lock descriptor until
     // its exec; such a holder lets go within milliseconds, another sink never does.
     let mut attempts = 0;

@@ -74,7 +74,7 @@ pub(crate) fn open_active(cfg: &Config, now: SystemTime) -> Result<(Active, u64,
     let mut file = cfg
         .fs
         .open_append(path, cfg.file_mode)
-        .map_err(|e| Error::io("open active file", path, e))?;
+        .map_err(|e| Error::creating("open active file", path, &cfg.dir, e))?;
     let mut size = file.len().map_err(|e| Error::io("stat", path, e))?;
     let keep = torn_tail_start(&*file, size).map_err(|e| Error::io("trim torn tail", path, e))?;
     let trimmed = size - keep;
@@ -124,7 +124,7 @@ pub(crate) fn create_active(cfg: &Config, now: SystemTime) -> Result<Active, Err
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             return open_active(cfg, now).map(|(a, _, _)| a);
         }
-        Err(e) => return Err(Error::io("create active file", path, e)),
+        Err(e) => return Err(Error::creating("create active file", path, &cfg.dir, e)),
     };
     let identity = file.identity().map_err(|e| Error::io("stat", path, e))?;
     Ok(Active {
