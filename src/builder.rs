@@ -419,8 +419,10 @@ impl Builder {
         self
     }
 
-    /// Install a panic hook (chained to the previous one) that flushes what was logged before
-    /// the panic, waiting at most the shutdown timeout. Default: `false`.
+    /// Install a panic hook (chained to the previous one; one for every sink of the process)
+    /// that flushes what was logged before the panic to the operating system, waiting at
+    /// most the shutdown timeout. It does not fsync: a panic ends at most the process, and
+    /// the hook runs for every panic, caught ones too. Default: `false`.
     pub fn flush_on_panic(mut self, yes: bool) -> Self {
         self.flush_on_panic = yes;
         self

@@ -28,7 +28,7 @@ extern "C" fn flush_all() {
         };
         for (queue, timeout) in sinks {
             if let Some(q) = queue.upgrade() {
-                let _ = q.flush(timeout, true);
+                let _ = q.flush(timeout, false);
             }
         }
     });
@@ -66,8 +66,11 @@ pub(crate) fn register_panic(queue: Weak<Queue>, timeout: Duration) {
                     .collect(),
                 Err(_) => Vec::new(),
             };
+            // To the operating system, not to the disk: a panic ends at most the process, and
+            // what the kernel holds outlives it. So a panic the application catches (and
+            // every panic runs this hook) costs a flush, not an fsync.
             for (q, timeout) in sinks {
-                let _ = q.flush(timeout, true);
+                let _ = q.flush(timeout, false);
             }
             previous(info);
         }));
@@ -82,6 +85,30 @@ pub(crate) fn register_panic(queue: Weak<Queue>, timeout: Duration) {
 mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
+
+    /// The hook hands what was logged before a panic to the operating system and does not
+    /// fsync: a caught panic costs a flush.
+    #[test]
+    fn a_caught_panic_flushes_without_an_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, guard) = crate::FileSink::builder(dir.path(), "app")
+            .flush_on_panic(true)
+            .build()
+            .unwrap();
+        use tracing_subscriber::prelude::*;
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let fsyncs = guard.stats().fsyncs;
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::info!("before the panic");
+            let caught = std::panic::catch_unwind(|| panic!("caught by the application"));
+            assert!(caught.is_err());
+        });
+        // The hook's flush returned before the panic unwound: the line is in the file.
+        let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+        assert!(text.contains("before the panic"), "{text:?}");
+        assert_eq!(guard.stats().fsyncs, fsyncs, "the panic hook fsynced");
+        guard.shutdown(Duration::from_secs(5)).unwrap();
+    }
 
     #[test]
     fn many_sinks_flushing_on_panic_share_one_hook() {
