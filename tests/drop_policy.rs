@@ -239,15 +239,27 @@ fn text_format_reports_drops_in_band() {
     assert!(stats.events_dropped > 0, "nothing dropped: {stats:?}");
     let bytes = common::read_active(tmp.path(), "app");
     let mut present = 0;
-    let mut reported = 0;
+    let (mut reported, mut reported_info) = (0, 0);
     for line in common::lines(&bytes, "app.log") {
         if let Some(i) = line.find(" tracing_filesink: events dropped dropped=") {
             assert!(
                 line[..i].ends_with(" WARN"),
                 "drop report not at WARN: {line}"
             );
-            let n: u64 = line[i..].rsplit('=').next().unwrap().parse().unwrap();
+            // `dropped=N`, then the levels with any: `info=M`.
+            let field = |key: &str| -> u64 {
+                line[i..]
+                    .split(' ')
+                    .find_map(|w| w.strip_prefix(key))
+                    .map_or(0, |v| v.parse().unwrap())
+            };
+            let (n, info) = (field("dropped="), field("info="));
+            assert!(
+                info <= n,
+                "a report's levels add up to more than it: {line}"
+            );
             reported += n;
+            reported_info += info;
         } else {
             assert!(line.contains(" INFO drop_policy: burst thread="), "{line}");
             present += 1;
@@ -255,4 +267,7 @@ fn text_format_reports_drops_in_band() {
     }
     assert_eq!(stats.events_dropped, THREADS * PER_THREAD / 2 - present);
     assert_eq!(reported, stats.events_dropped);
+    // Every event of the burst is INFO: over all reports, the levels add up too.
+    assert_eq!(reported_info, stats.events_dropped);
+    assert_eq!(stats.dropped_by_level.info, stats.events_dropped);
 }

@@ -323,7 +323,7 @@ impl Writer {
             let n = dropped - self.drops_reported;
             self.drops_reported = dropped;
             let mut fields = vec![("dropped", n)];
-            self.level_fields(&mut fields);
+            self.level_fields(&mut fields, n);
             self.note(Level::WARN, "events dropped", &fields);
         }
         let unsynced = self.counters().segments_unsynced.load(Ordering::Relaxed);
@@ -345,7 +345,7 @@ impl Writer {
                 u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
             });
             let mut fields = vec![("dropped", n), ("outage_ms", outage_ms)];
-            self.level_fields(&mut fields);
+            self.level_fields(&mut fields, n);
             self.note(
                 Level::WARN,
                 "events shed while the writer could not write",
@@ -355,17 +355,23 @@ impl Writer {
     }
 
     /// Adds the dropped and shed events per level not reported yet (`"error"` to `"trace"`,
-    /// the levels with any) to a report's fields.
-    fn level_fields(&mut self, fields: &mut Vec<(&'static str, u64)>) {
+    /// the levels with any) to a report of `n` events, most severe first and never more than
+    /// `n` in all. A caller counts an event's level just before the total, so the levels read
+    /// after the total may include events the next report's total covers: those wait for it,
+    /// and each report's levels add up to at most its own count (less only by events without
+    /// a level, such as those the writer gave up). Over all reports the counts are exact.
+    fn level_fields(&mut self, fields: &mut Vec<(&'static str, u64)>, n: u64) {
         let now = self.counters().dropped_levels();
         const NAMES: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+        let mut left = n;
         for (i, name) in NAMES.iter().enumerate() {
-            let n = now[i] - self.levels_reported[i];
-            if n > 0 {
-                fields.push((name, n));
+            let take = (now[i] - self.levels_reported[i]).min(left);
+            if take > 0 {
+                fields.push((name, take));
+                self.levels_reported[i] += take;
+                left -= take;
             }
         }
-        self.levels_reported = now;
     }
 
     /// Reports the events the rate limit suppressed that no later event of their callsite
