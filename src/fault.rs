@@ -1036,6 +1036,13 @@ mod outage_tests {
         )
     }
 
+    /// `<root>/logs` and a fault file system over it that fails nothing until told to.
+    fn no_faults(root: &tempfile::TempDir) -> (std::path::PathBuf, FaultFs) {
+        let dir = root.path().join("logs");
+        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        (dir, fs)
+    }
+
     /// `THREADS` threads log `per_thread` events of 1 KiB; returns once all have returned.
     fn hammer(dispatch: &tracing::Dispatch, per_thread: u64) -> u64 {
         let pad = "y".repeat(1000);
@@ -1089,8 +1096,7 @@ mod outage_tests {
     #[test]
     fn a_writer_stuck_in_a_write_does_not_stop_the_callers() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (dispatch, guard) = sink(&dir, &fs);
         tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
         guard.flush().expect("flush before the stall");
@@ -1141,8 +1147,7 @@ mod outage_tests {
     fn high_water_marks_stay_within_the_queue_bounds_on_a_slow_disk() {
         const PER_THREAD: u64 = 40_000;
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (layer, guard) = FileSink::builder(&dir, STEM)
             .with_fs(Arc::new(fs.clone()))
             .build()
@@ -1189,8 +1194,7 @@ mod outage_tests {
     #[test]
     fn a_writer_panic_releases_every_caller() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (dispatch, guard) = sink(&dir, &fs);
         tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
         guard.flush().expect("flush before the panic");
@@ -1226,8 +1230,7 @@ mod outage_tests {
     #[test]
     fn drops_at_shutdown_are_reported_in_the_log() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (dispatch, guard) = sink(&dir, &fs);
         tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
         guard.flush().expect("flush");
@@ -1256,8 +1259,7 @@ mod outage_tests {
     #[test]
     fn a_segment_whose_fsync_failed_never_gets_a_final_name() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (dispatch, guard) = sink(&dir, &fs);
         tracing::dispatcher::with_default(&dispatch, || tracing::info!("in the first segment"));
         fs.fail_next_fsync(crate::sys::errno::IO);
@@ -1314,8 +1316,7 @@ mod outage_tests {
     #[test]
     fn a_reopen_whose_fsync_hangs_is_a_stall() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (dispatch, guard) = sink_with(&dir, &fs, |b| {
             b.fsync_stall_timeout(Duration::from_millis(100))
         });
@@ -1348,8 +1349,7 @@ mod outage_tests {
     #[test]
     fn a_reopen_whose_fsync_fails_reports_it() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (dispatch, guard) = sink(&dir, &fs);
         tracing::dispatcher::with_default(&dispatch, || tracing::info!("before"));
         guard.flush().expect("flush");
@@ -1377,8 +1377,7 @@ mod outage_tests {
     #[test]
     fn a_finisher_stuck_in_fsync_is_a_stall() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (dispatch, guard) = sink_with(&dir, &fs, |b| {
             b.rotation(crate::Rotation::size(16 << 10))
                 .fsync_stall_timeout(Duration::from_millis(100))
@@ -1419,8 +1418,7 @@ mod outage_tests {
     #[test]
     fn a_slow_fsync_is_not_a_stall() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("logs");
-        let fs = FaultFs::new(&dir, &root.path().join("trash"), 0, Fault::Fail(0));
+        let (dir, fs) = no_faults(&root);
         let (dispatch, guard) = sink_with(&dir, &fs, |b| {
             b.fsync(crate::Fsync::Always)
                 .stall_timeout(Duration::from_millis(10))

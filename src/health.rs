@@ -50,8 +50,9 @@ pub enum WriterState {
     /// The writer holds data it cannot write, or cannot open its file (a full disk, an I/O
     /// error, a symlink planted at the active path); it retries with a backoff.
     Failing,
-    /// One system call of the writer (write, fsync, open, rename) has been outstanding longer
-    /// than the stall timeout (a hung network file system).
+    /// A system call of the writer (write, open, rename, close) has been outstanding longer
+    /// than the stall timeout (a hung network file system), or an fsync of the writer or of
+    /// the finisher longer than the fsync stall timeout.
     Stalled,
     /// The writer thread has exited (shut down) or panicked.
     Gone,
